@@ -8,6 +8,7 @@ callable.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -56,3 +57,127 @@ def as_encode_fn(encoder: Any, **encode_kwargs: Any) -> EncodeFn:
         return arr
 
     return encode_fn
+
+
+def _check_texts(texts: Any) -> tuple[list[str], bool]:
+    """Validate input: a string or a sequence of strings. Returns (texts, was_single)."""
+    if isinstance(texts, str):
+        return [texts], True
+    if isinstance(texts, (bytes, dict)) or not hasattr(texts, "__len__"):
+        raise TypeError(f"encode takes a list of strings (or one string), got {type(texts).__name__}")
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__} ({text!r:.60}); encode takes strings only")
+    return out, False
+
+
+def _length_sorted_chunks(n: int, chunk: int) -> list[range]:
+    return [range(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+
+
+def encode_texts(
+    model: Any,
+    texts: str | Sequence[str],
+    batch_size: int = 32,
+    normalize: bool = False,
+    device: Any = None,
+    progress: bool | None = None,
+    output: str = "numpy",
+    precision: str = "fp32",
+    prompt: str | None = None,
+    chunk_size: int = 16384,
+) -> Any:
+    """The encode loop behind ``EmbeddingModel.encode`` (see there for the arguments).
+
+    Texts are tokenized chunk by chunk (bounded memory for long corpora), sorted by token
+    count inside a chunk so each batch pads little, run under ``torch.inference_mode``, and
+    written back in input order. On a CUDA out-of-memory error the batch size is halved and the
+    batch retried, with a warning.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from workbench.models.model import pick_device
+
+    items, single = _check_texts(texts)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if output not in ("numpy", "torch"):
+        raise ValueError(f"output must be 'numpy' or 'torch', got {output!r}")
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise ValueError(f"precision must be 'fp32', 'fp16' or 'bf16', got {precision!r}")
+    dev = pick_device(device) if device is not None or model.device.type == "cpu" else model.device
+    if model.device != dev:
+        model.to(dev)
+    was_training = model.training
+    model.eval()
+    n, dim = len(items), model.dim
+    result = torch.empty((n, dim), dtype=torch.float32)
+    if n == 0:
+        return result.numpy() if output == "numpy" else result
+
+    transformer = model.transformer
+    tok = transformer.tokenizer
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    input_names = [k for k in tok.model_input_names if k in ("input_ids", "attention_mask", "token_type_ids")]
+    prompt_length = 0
+    if prompt:
+        items = [prompt + t for t in items]
+        # Prompt tokens without the trailing special token: pooling may exclude them.
+        prompt_length = len(transformer.tokenize([prompt], padding=False)["input_ids"][0]) - 1
+    use_autocast = dev.type == "cuda" and precision != "fp32"
+    amp_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    if precision != "fp32" and dev.type != "cuda":
+        warnings.warn(f"precision={precision!r} applies on a CUDA GPU only; encoding in fp32 on {dev.type}", stacklevel=3)
+    show = progress if progress is not None else n >= 64 * batch_size
+    bar = tqdm(total=n, desc="encode", unit="text", disable=not show, leave=False)
+    bs = batch_size
+    try:
+        with torch.inference_mode():
+            for chunk in _length_sorted_chunks(n, chunk_size):
+                enc = transformer.tokenize([items[i] for i in chunk], padding=False)
+                ids = enc["input_ids"]
+                order = sorted(range(len(ids)), key=lambda j: -len(ids[j]))  # longest first: OOM shows up early
+                pos = 0
+                while pos < len(order):
+                    batch = order[pos : pos + bs]
+                    width = len(ids[batch[0]])
+                    feats = {}
+                    arr = np.full((len(batch), width), pad_id, dtype=np.int64)
+                    mask = np.zeros((len(batch), width), dtype=np.int64)
+                    types = np.zeros((len(batch), width), dtype=np.int64) if "token_type_ids" in input_names else None
+                    for r, j in enumerate(batch):
+                        row = ids[j]
+                        arr[r, : len(row)] = row
+                        mask[r, : len(row)] = 1
+                        if types is not None and "token_type_ids" in enc:
+                            types[r, : len(row)] = enc["token_type_ids"][j]
+                    feats["input_ids"] = torch.from_numpy(arr).to(dev)
+                    feats["attention_mask"] = torch.from_numpy(mask).to(dev)
+                    if types is not None:
+                        feats["token_type_ids"] = torch.from_numpy(types).to(dev)
+                    if prompt_length:
+                        feats["prompt_length"] = prompt_length
+                    try:
+                        with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_autocast):
+                            emb = model(feats)
+                    except torch.cuda.OutOfMemoryError:
+                        if bs == 1:
+                            raise
+                        bs = max(1, bs // 2)
+                        torch.cuda.empty_cache()
+                        warnings.warn(f"CUDA out of memory while encoding; retrying with batch_size={bs}", stacklevel=3)
+                        continue
+                    emb = emb.float()
+                    if normalize:
+                        emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+                    result[torch.tensor([chunk.start + j for j in batch])] = emb.cpu()
+                    pos += len(batch)
+                    bar.update(len(batch))
+    finally:
+        bar.close()
+        if was_training:
+            model.train()
+    out = result[0] if single else result
+    return out.numpy() if output == "numpy" else out

@@ -1,0 +1,365 @@
+"""The embedding model: a chain of modules that loads, saves and encodes.
+
+Example:
+    >>> from workbench.models import load_model            # doctest: +SKIP
+    >>> model = load_model("all-MiniLM-L6-v2")              # doctest: +SKIP
+    >>> model.encode(["A man is playing a guitar."]).shape  # doctest: +SKIP
+    (1, 384)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from workbench.models.loading import read_modules, resolve_model_path
+from workbench.models.modules import Dense, Normalize, Pooling, Transformer
+
+SIMILARITY_FNS = ("cosine", "dot", "euclidean", "manhattan")
+
+
+class EmbeddingModel(nn.Module):
+    """Transformer -> Pooling -> [Dense] -> [Normalize], saved in the sentence-transformers layout.
+
+    Args:
+        modules: the chain, starting with a :class:`Transformer`.
+        prompts: named prompts (e.g. ``{"query": "query: "}``) prepended to texts on request.
+        default_prompt_name: the prompt used when ``encode`` names none.
+        similarity_fn_name: the similarity the model was trained for (``"cosine"`` by default).
+    """
+
+    def __init__(
+        self,
+        modules: Sequence[nn.Module],
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        similarity_fn_name: str | None = None,
+    ):
+        super().__init__()
+        if not modules or not isinstance(modules[0], Transformer):
+            raise ValueError("an EmbeddingModel starts with a Transformer module")
+        self.layers = nn.ModuleList(modules)
+        self.prompts = dict(prompts or {})
+        self.default_prompt_name = default_prompt_name
+        fn = similarity_fn_name or "cosine"
+        if fn not in SIMILARITY_FNS:
+            raise ValueError(f"similarity_fn_name={fn!r}; choose from {', '.join(SIMILARITY_FNS)}")
+        self.similarity_fn_name = fn
+        self.source: str | None = None  # where the model was loaded from, for cards and logs
+
+    # ----- structure -------------------------------------------------------------------------
+    @property
+    def transformer(self) -> Transformer:
+        return self.layers[0]  # type: ignore[return-value]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.transformer.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.transformer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.transformer.max_seq_length = int(value)
+
+    @property
+    def dim(self) -> int:
+        """Size of the sentence embedding."""
+        dim = self.transformer.dim
+        for module in self.layers[1:]:
+            dim = getattr(module, "dim", dim)
+        return dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def normalizes(self) -> bool:
+        return isinstance(self.layers[-1], Normalize)
+
+    def __repr__(self) -> str:
+        parts = []
+        for module in self.layers:
+            if isinstance(module, Transformer):
+                cfg = module.auto_model.config
+                parts.append(
+                    f"Transformer({type(module.auto_model).__name__}, layers={cfg.num_hidden_layers}, "
+                    f"hidden={cfg.hidden_size}, max_seq_length={module.max_seq_length})"
+                )
+            elif isinstance(module, Pooling):
+                parts.append(f"Pooling({module.word_dim}, {'+'.join(module.modes)})")
+            elif isinstance(module, Dense):
+                parts.append(f"Dense({module.in_features}->{module.out_features}, {type(module.activation).__name__})")
+            else:
+                parts.append(type(module).__name__ + "()")
+        return "EmbeddingModel(\n  " + "\n  ".join(parts) + "\n)"
+
+    # ----- forward -----------------------------------------------------------------------------
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Padded, truncated tensors for a batch of texts."""
+        return self.transformer.tokenize(texts)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Tokenized features -> sentence embeddings ``(batch, dim)``; gradients flow when enabled."""
+        feats = dict(features)
+        for module in self.layers:
+            feats = module(feats)
+        return feats["sentence_embedding"]
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        """Texts -> embeddings on the model's device, with gradients (for training)."""
+        feats = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
+        return self(feats)
+
+    # ----- encode ------------------------------------------------------------------------------
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        normalize: bool = False,
+        device: str | torch.device | None = None,
+        progress: bool | None = None,
+        output: Literal["numpy", "torch"] = "numpy",
+        precision: Literal["fp32", "fp16", "bf16"] = "fp32",
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+    ) -> np.ndarray | torch.Tensor:
+        """Encode texts into sentence embeddings.
+
+        Texts are sorted by token count so that batches carry little padding, and the output
+        comes back in input order; results do not depend on ``batch_size`` beyond float noise.
+
+        Args:
+            texts: a list of strings (or one string, giving a 1-D result).
+            batch_size: texts per forward pass.
+            normalize: scale each embedding to unit length.
+            device: ``"cuda"``, ``"mps"``, ``"cpu"``; by default the best one present.
+            progress: show a progress bar; by default only for long inputs.
+            output: ``"numpy"`` (float32) or ``"torch"`` (a tensor on the CPU).
+            precision: ``"fp16"``/``"bf16"`` run under autocast on a GPU; ``"fp32"`` everywhere.
+            prompt_name: a key of ``model.prompts`` to prepend.
+            prompt: a literal prompt to prepend (wins over ``prompt_name``).
+
+        Returns:
+            An array of shape ``(len(texts), dim)``.
+        """
+        from workbench.encoding import encode_texts
+
+        if prompt is None:
+            name = prompt_name if prompt_name is not None else self.default_prompt_name
+            if name is not None:
+                if name not in self.prompts:
+                    known = ", ".join(self.prompts) or "none"
+                    raise ValueError(f"prompt_name={name!r} is not one of this model's prompts ({known})")
+                prompt = self.prompts[name]
+        return encode_texts(
+            self, texts, batch_size=batch_size, normalize=normalize, device=device, progress=progress,
+            output=output, precision=precision, prompt=prompt or None,
+        )
+
+    def similarity(self, a: Any, b: Any = None) -> np.ndarray:
+        """The full similarity matrix with this model's similarity function."""
+        from workbench.similarity import similarity_matrix
+
+        return similarity_matrix(a, b, fn=self.similarity_fn_name)
+
+    # ----- save / load -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], card: str | None = None) -> Path:
+        """Write the sentence-transformers folder layout (safetensors only), atomically.
+
+        The folder is written beside the target and renamed into place, so a crash mid-save
+        never leaves a half-written model where a good one was.
+
+        Args:
+            path: the target folder (replaced if it exists).
+            card: the README.md model card; a minimal one by default.
+
+        Returns:
+            The folder written.
+        """
+        from workbench.models.card import minimal_card
+
+        path = Path(path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.saving-", dir=path.parent))
+        try:
+            entries = []
+            for idx, module in enumerate(self.layers):
+                folder = "" if idx == 0 else f"{idx}_{type(module).__name__}"
+                (tmp / folder).mkdir(exist_ok=True)
+                module.save(tmp / folder)
+                entries.append({"idx": idx, "name": str(idx), "path": folder, "type": f"sentence_transformers.models.{type(module).__name__}"})
+            _write(tmp / "modules.json", entries)
+            _write(tmp / "config_sentence_transformers.json", {
+                "__version__": _versions(),
+                "model_type": "SentenceTransformer",
+                "prompts": self.prompts,
+                "default_prompt_name": self.default_prompt_name,
+                "similarity_fn_name": self.similarity_fn_name,
+            })
+            (tmp / "README.md").write_text(card if card is not None else minimal_card(self), encoding="utf-8")
+            _replace_dir(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        device: str | torch.device | None = None,
+        max_seq_length: int | None = None,
+        trust_remote_code: bool = False,
+        allow_pickle: bool = False,
+        revision: str | None = None,
+    ) -> EmbeddingModel:
+        """Load a sentence-transformers folder, a plain Hugging Face folder, a hub id or the default short name.
+
+        Args:
+            name_or_path: a folder, ``"all-MiniLM-L6-v2"``, or a hub id like ``"org/model"``.
+            device: where to put the model (the best present by default).
+            max_seq_length: override the stored maximum sequence length.
+            trust_remote_code: allow code shipped with the checkpoint to run (off by default).
+            allow_pickle: allow ``pytorch_model.bin`` weights (pickle can run code when loaded).
+            revision: hub revision (branch, tag or commit).
+        """
+        path = resolve_model_path(name_or_path, revision)
+        modules, settings, is_st = read_modules(path, trust_remote_code, allow_pickle, max_seq_length)
+        if not is_st:
+            warnings.warn(
+                f"{path} is a plain Hugging Face model, not a sentence-transformers one: "
+                "using mean pooling over its token embeddings",
+                UserWarning,
+                stacklevel=2,
+            )
+        model = cls(
+            modules,
+            prompts=settings.get("prompts") or {},
+            default_prompt_name=settings.get("default_prompt_name"),
+            similarity_fn_name=settings.get("similarity_fn_name"),
+        )
+        model.source = os.fspath(name_or_path)
+        model.eval()
+        model.to(pick_device(device))
+        return model
+
+
+def build_model(
+    base: str | os.PathLike[str] | Any,
+    pooling: str | list[str] = "mean",
+    dense: int | None = None,
+    activation: str | nn.Module | None = "tanh",
+    normalize: bool = False,
+    keep_layers: list[int] | None = None,
+    max_seq_length: int | None = None,
+    tokenizer: str | os.PathLike[str] | Any | None = None,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+) -> EmbeddingModel:
+    """Build a new embedding model on top of a transformer.
+
+    Args:
+        base: a model name/folder (only its transformer is kept) or a ``transformers``
+            config for a freshly initialised model (then ``tokenizer`` is required).
+        pooling: the pooling mode(s).
+        dense: add a Dense layer with this many outputs.
+        activation: the Dense layer's activation.
+        normalize: add a Normalize layer.
+        keep_layers: keep only these transformer layers.
+        max_seq_length: truncate inputs to this many tokens.
+        tokenizer: a tokenizer, or a name/folder whose tokenizer to use, for a fresh model.
+        seed: seeds the random initialisation of new weights.
+        device: where to put the model.
+
+    Example:
+        >>> m = build_model("all-MiniLM-L6-v2", dense=256, normalize=True)  # doctest: +SKIP
+        >>> m.dim                                                            # doctest: +SKIP
+        256
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
+    if hasattr(base, "model_type") and hasattr(base, "to_dict"):  # a transformers config
+        if tokenizer is None:
+            raise ValueError("a fresh model from a config needs tokenizer= (a tokenizer or a model whose tokenizer to use)")
+        if not hasattr(tokenizer, "pad_token_id"):
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(_transformer_folder(tokenizer)))
+        transformer = Transformer.from_config(base, tokenizer, max_seq_length or 256)
+    else:
+        transformer = Transformer.load(_transformer_folder(base), max_seq_length)
+    if keep_layers is not None:
+        transformer.keep_layers(keep_layers)
+    if max_seq_length is not None:
+        transformer.max_seq_length = int(max_seq_length)
+    modules: list[nn.Module] = [transformer, Pooling(transformer.dim, pooling)]
+    if dense is not None:
+        modules.append(Dense(modules[-1].dim, dense, activation))
+    if normalize:
+        modules.append(Normalize())
+    model = EmbeddingModel(modules)
+    model.source = os.fspath(base) if isinstance(base, (str, os.PathLike)) else type(base).__name__
+    model.to(pick_device(device))
+    return model
+
+
+def _transformer_folder(name_or_path: str | os.PathLike[str]) -> Path:
+    """The folder holding a model's transformer (the root, or the module path in modules.json)."""
+    path = resolve_model_path(name_or_path)
+    if (path / "modules.json").is_file():
+        entries = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        for entry in entries:
+            if str(entry.get("type", "")).endswith("Transformer"):
+                return path / entry.get("path", "")
+    return path
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, or the best present: cuda, then mps, then cpu."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    from workbench import __version__
+
+    return {"workbench": __version__, "transformers": transformers.__version__, "pytorch": torch.__version__}
+
+
+def _write(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move a finished folder into place; an existing one is swapped out, then removed."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)

@@ -1,0 +1,359 @@
+"""The building blocks of an embedding model, each able to save and load itself.
+
+A model is a chain ``Transformer -> Pooling -> [Dense] -> [Normalize]``. Each block reads and
+writes the same files as its sentence-transformers counterpart, so folders move freely between
+the two libraries. Features flow between blocks as a dict of tensors:
+``input_ids``/``attention_mask`` -> ``token_embeddings`` -> ``sentence_embedding``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file as load_safetensors
+from safetensors.torch import save_file as save_safetensors
+from torch import nn
+
+POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+_POOLING_ALIASES = {
+    "mean-sqrt-len": "mean_sqrt_len_tokens",
+    "mean_sqrt_len": "mean_sqrt_len_tokens",
+    "weighted-mean": "weightedmean",
+    "weighted_mean": "weightedmean",
+    "last-token": "lasttoken",
+    "last_token": "lasttoken",
+}
+# The classic sentence_bert pooling config keys, in the order sentence-transformers writes them.
+_POOLING_FLAGS = {
+    "cls": "pooling_mode_cls_token",
+    "mean": "pooling_mode_mean_tokens",
+    "max": "pooling_mode_max_tokens",
+    "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
+    "weightedmean": "pooling_mode_weightedmean_tokens",
+    "lasttoken": "pooling_mode_lasttoken",
+}
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+
+
+class Transformer(nn.Module):
+    """A Hugging Face transformer plus its tokenizer: texts -> token embeddings.
+
+    Args:
+        model: a ``transformers`` encoder (``AutoModel``).
+        tokenizer: its fast tokenizer.
+        max_seq_length: longer inputs are truncated to this many tokens.
+        do_lower_case: lower-case texts before tokenizing (old uncased checkpoints).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, max_seq_length: int = 256, do_lower_case: bool = False):
+        super().__init__()
+        self.auto_model = model
+        self.tokenizer = tokenizer
+        self.max_seq_length = int(max_seq_length)
+        self.do_lower_case = bool(do_lower_case)
+
+    @property
+    def dim(self) -> int:
+        return int(self.auto_model.config.hidden_size)
+
+    def tokenize(self, texts: list[str], padding: bool = True) -> dict[str, Any]:
+        """Tokenize with truncation; ``padding=False`` returns python lists (for length sorting)."""
+        if self.do_lower_case:
+            texts = [t.lower() for t in texts]
+        return self.tokenizer(
+            texts,
+            padding=padding,
+            truncation="longest_first",
+            max_length=self.max_seq_length,
+            return_tensors="pt" if padding else None,
+        )
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = {k: features[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in features}
+        out = self.auto_model(**inputs, return_dict=True)
+        features["token_embeddings"] = out.last_hidden_state  # (batch, seq, hidden)
+        return features
+
+    def save(self, path: Path) -> None:
+        self.auto_model.save_pretrained(str(path), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(path))
+        _write_json(
+            path / "sentence_bert_config.json",
+            {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case},
+        )
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        max_seq_length: int | None = None,
+        trust_remote_code: bool = False,
+        allow_pickle: bool = False,
+        keep_layers: list[int] | None = None,
+    ) -> Transformer:
+        """Load a transformer folder (``config.json`` + safetensors weights + tokenizer).
+
+        Args:
+            path: the folder.
+            max_seq_length: override; else ``sentence_bert_config.json``, else the tokenizer's
+                and the position embeddings' limit.
+            trust_remote_code: run code shipped with the checkpoint (off by default).
+            allow_pickle: also accept ``pytorch_model.bin`` (pickle can run code on load).
+            keep_layers: keep only these encoder layers (e.g. ``[0, 3, 5]``), a cheap student.
+        """
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        path = Path(path)
+        has_safetensors = any(path.glob("*.safetensors"))
+        if not has_safetensors:
+            pickled = [p.name for p in path.glob("*.bin")]
+            if pickled and not allow_pickle:
+                raise ValueError(
+                    f"{path} holds weights only as pickle ({', '.join(pickled)}); pickle files can run code when "
+                    "loaded. Convert them to safetensors, or pass allow_pickle=True if you trust the source."
+                )
+        try:
+            config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+            model = AutoModel.from_pretrained(
+                str(path),
+                config=config,
+                use_safetensors=has_safetensors or not allow_pickle,
+                trust_remote_code=trust_remote_code,
+                dtype=torch.float32,
+            )
+            tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        except ValueError as err:
+            if "trust_remote_code" in str(err):
+                raise ValueError(
+                    f"{path} needs custom code from its authors to load. That code would run on your machine; "
+                    "if you trust it, pass trust_remote_code=True."
+                ) from None
+            raise
+        settings = {}
+        if (path / "sentence_bert_config.json").is_file():
+            settings = _read_json(path / "sentence_bert_config.json")
+        if max_seq_length is None:
+            max_seq_length = settings.get("max_seq_length")
+        if max_seq_length is None:
+            limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+            limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+            max_seq_length = min(limits) if limits else 512
+        module = cls(model, tokenizer, max_seq_length, settings.get("do_lower_case", False))
+        if keep_layers is not None:
+            module.keep_layers(keep_layers)
+        return module
+
+    @classmethod
+    def from_config(cls, config: Any, tokenizer: Any, max_seq_length: int = 256, seed: int | None = None) -> Transformer:
+        """A freshly initialised transformer (random weights) of the given config's shape."""
+        from transformers import AutoModel
+
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = AutoModel.from_config(config)
+        return cls(model, tokenizer, max_seq_length)
+
+    def keep_layers(self, layers: list[int]) -> None:
+        """Drop every encoder layer not listed (in place), as layer-reduced students do."""
+        encoder = getattr(self.auto_model, "encoder", None)
+        stack = getattr(encoder, "layer", None)
+        if stack is None:
+            raise ValueError(f"keep_layers works on BERT-like encoders (model.encoder.layer); got {type(self.auto_model).__name__}")
+        n = len(stack)
+        bad = [i for i in layers if not 0 <= i < n]
+        if bad or not layers or len(set(layers)) != len(layers):
+            raise ValueError(f"keep_layers={layers}: need distinct layer indices in 0..{n - 1}")
+        encoder.layer = nn.ModuleList([stack[i] for i in layers])
+        self.auto_model.config.num_hidden_layers = len(layers)
+
+
+class Pooling(nn.Module):
+    """Token embeddings -> one sentence embedding.
+
+    Args:
+        dim: the token embedding size.
+        mode: one of ``POOLING_MODES`` or a list of them (outputs are concatenated).
+        include_prompt: whether prompt tokens count in the pooled average.
+    """
+
+    def __init__(self, dim: int, mode: str | list[str] = "mean", include_prompt: bool = True):
+        super().__init__()
+        modes = [mode] if isinstance(mode, str) else list(mode)
+        modes = [_POOLING_ALIASES.get(m, m) for m in modes]
+        bad = [m for m in modes if m not in POOLING_MODES]
+        if bad or not modes:
+            raise ValueError(f"unknown pooling mode {bad or modes}; choose from {', '.join(POOLING_MODES)}")
+        self.word_dim = int(dim)
+        self.modes = modes
+        self.include_prompt = include_prompt
+
+    @property
+    def dim(self) -> int:
+        return self.word_dim * len(self.modes)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        tokens = features["token_embeddings"]  # (batch, seq, hidden)
+        mask = features["attention_mask"]  # (batch, seq)
+        prompt_length = features.get("prompt_length")
+        if prompt_length and not self.include_prompt:
+            mask = mask.clone()
+            mask[:, : int(prompt_length)] = 0
+        maskf = mask.unsqueeze(-1).to(tokens.dtype)  # (batch, seq, 1)
+        outs = []
+        for mode in self.modes:
+            if mode == "cls":
+                outs.append(tokens[:, 0])
+            elif mode == "max":
+                outs.append(tokens.masked_fill(maskf == 0, float("-inf")).max(dim=1).values)
+            elif mode in ("mean", "mean_sqrt_len_tokens"):
+                total = (tokens * maskf).sum(dim=1)  # (batch, hidden)
+                count = torch.clamp(maskf.sum(dim=1), min=1e-9)  # (batch, 1)
+                outs.append(total / (count if mode == "mean" else torch.sqrt(count)))
+            elif mode == "weightedmean":
+                # Position weights 1..seq: later tokens count more (right padding assumed).
+                weights = torch.arange(1, tokens.shape[1] + 1, device=tokens.device, dtype=tokens.dtype)
+                wmask = maskf * weights.view(1, -1, 1)
+                outs.append((tokens * wmask).sum(dim=1) / torch.clamp(wmask.sum(dim=1), min=1e-9))
+            elif mode == "lasttoken":
+                last = (mask.sum(dim=1) - 1).clamp(min=0)  # index of the last real token, (batch,)
+                outs.append(tokens[torch.arange(tokens.shape[0], device=tokens.device), last])
+        features["sentence_embedding"] = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+        return features
+
+    def config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {"word_embedding_dimension": self.word_dim}
+        for mode, key in _POOLING_FLAGS.items():
+            cfg[key] = mode in self.modes
+        cfg["include_prompt"] = self.include_prompt
+        return cfg
+
+    def save(self, path: Path) -> None:
+        _write_json(path / "config.json", self.config())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Pooling:
+        cfg = _read_json(Path(path) / "config.json")
+        # Classic layout: word_embedding_dimension + one boolean per mode;
+        # sentence-transformers >= 6 writes embedding_dimension + pooling_mode (a string or list).
+        dim = cfg.get("word_embedding_dimension", cfg.get("embedding_dimension"))
+        if "pooling_mode" in cfg:
+            modes = cfg["pooling_mode"]
+        else:
+            modes = [mode for mode, key in _POOLING_FLAGS.items() if cfg.get(key)]
+        if dim is None or not modes:
+            raise ValueError(f"{Path(path) / 'config.json'}: no embedding dimension or no pooling mode set")
+        return cls(int(dim), modes, bool(cfg.get("include_prompt", True)))
+
+
+def _activation_name(act: nn.Module) -> str:
+    cls = type(act)
+    return f"{cls.__module__}.{cls.__name__}"
+
+
+def make_activation(name: str | nn.Module | None) -> nn.Module:
+    """An activation module from a short name (``"tanh"``), a dotted torch path, or a module."""
+    if isinstance(name, nn.Module):
+        return name
+    if name is None or name in ("identity", "linear", "none"):
+        return nn.Identity()
+    short = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "silu": nn.SiLU}
+    if name.lower() in short:
+        return short[name.lower()]()
+    # Dotted paths as sentence-transformers writes them; only torch.nn classes, never arbitrary imports.
+    cls_name = name.rsplit(".", 1)[-1]
+    if name.startswith("torch.nn.") and hasattr(nn, cls_name):
+        cls = getattr(nn, cls_name)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            return cls()
+    raise ValueError(f"unknown activation {name!r}: use a torch.nn class such as 'tanh' or 'torch.nn.modules.activation.Tanh'")
+
+
+class Dense(nn.Module):
+    """A linear layer plus activation on the sentence embedding (e.g. 128 -> 256, tanh).
+
+    Args:
+        in_features: input size.
+        out_features: output size.
+        activation: a short name (``"tanh"``), a dotted torch class path, or a module.
+        bias: whether the linear layer has a bias.
+    """
+
+    def __init__(self, in_features: int, out_features: int, activation: str | nn.Module | None = "tanh", bias: bool = True):
+        super().__init__()
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.bias = bias
+        self.linear = nn.Linear(self.in_features, self.out_features, bias=bias)
+        self.activation = make_activation(activation)
+
+    @property
+    def dim(self) -> int:
+        return self.out_features
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        features["sentence_embedding"] = self.activation(self.linear(features["sentence_embedding"]))
+        return features
+
+    def save(self, path: Path) -> None:
+        _write_json(
+            path / "config.json",
+            {
+                "in_features": self.in_features,
+                "out_features": self.out_features,
+                "bias": self.bias,
+                "activation_function": _activation_name(self.activation),
+            },
+        )
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k.startswith("linear.")}
+        save_safetensors(state, str(path / "model.safetensors"))
+
+    @classmethod
+    def load(cls, path: str | Path, allow_pickle: bool = False) -> Dense:
+        path = Path(path)
+        cfg = _read_json(path / "config.json")
+        module = cls(cfg["in_features"], cfg["out_features"], cfg.get("activation_function"), cfg.get("bias", True))
+        if (path / "model.safetensors").is_file():
+            state = load_safetensors(str(path / "model.safetensors"))
+        elif (path / "pytorch_model.bin").is_file():
+            if not allow_pickle:
+                raise ValueError(
+                    f"{path}/pytorch_model.bin is a pickle file, which can run code when loaded; "
+                    "pass allow_pickle=True if you trust the source."
+                )
+            state = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        else:
+            raise FileNotFoundError(f"{path} has no model.safetensors for the Dense layer")
+        state = {k: v for k, v in state.items() if k.startswith("linear.")}
+        module.load_state_dict(state, strict=True)
+        return module
+
+
+class Normalize(nn.Module):
+    """Scale each sentence embedding to unit length, so dot product equals cosine."""
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        features["sentence_embedding"] = nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)
+        return features
+
+    def save(self, path: Path) -> None:
+        pass  # sentence-transformers expects the (empty) folder to exist
+
+    @classmethod
+    def load(cls, path: str | Path) -> Normalize:
+        return cls()
+
