@@ -1,0 +1,399 @@
+"""Training losses: the math as pure functions, plus thin modules that embed and call them.
+
+Pure functions take embeddings and return a scalar tensor, so tests can feed them hand-built
+tensors. Modules hold the model and the hyper-parameters; the training loop calls
+``loss(features, labels)`` with one tokenized feature dict per text column and then
+``loss.backward()``. Every module reports ``config()`` for the model card.
+
+Conventions: ``scale = 1 / temperature`` (20 means temperature 0.05); "cosine" similarity
+normalizes rows first, "dot" uses raw inner products. Non-finite inputs are not masked: a NaN
+anywhere in the embeddings makes the loss NaN, so a diverging run shows up in the loss curve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+SIMILARITIES = ("cosine", "dot")
+
+
+# ----- pure functions ----------------------------------------------------------------------------
+def _check_2d(name: str, x: Tensor) -> None:
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty (batch, dim) tensor; got shape {tuple(x.shape)}")
+
+
+def _check_same(name: str, x: Tensor, ref_name: str, ref: Tensor) -> None:
+    _check_2d(name, x)
+    if x.shape != ref.shape:
+        raise ValueError(f"{name} has shape {tuple(x.shape)} but {ref_name} has shape {tuple(ref.shape)}")
+
+
+def _check_scale(scale: float) -> None:
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number (1/temperature); got {scale}")
+
+
+def mnrl_loss(
+    anchors: Tensor,
+    positives: Tensor,
+    negatives: Tensor | Sequence[Tensor] | None = None,
+    scale: float = 20.0,
+    similarity: str = "cosine",
+) -> Tensor:
+    """MultipleNegativesRankingLoss (InfoNCE with in-batch negatives).
+
+    For anchor ``i`` the candidates are every positive in the batch plus every hard negative of
+    every row (negative columns are stacked after the positives). The loss is the mean over
+    anchors of the cross-entropy with target ``i`` over ``scale * sim(anchor_i, candidate_j)``.
+
+    Args:
+        anchors: ``(batch, dim)`` anchor embeddings.
+        positives: ``(batch, dim)``; row ``i`` is the positive of anchor ``i``.
+        negatives: a ``(batch, dim)`` tensor, a list of them (several negative columns), or None.
+        scale: logit multiplier, ``scale = 1 / temperature``.
+        similarity: ``"cosine"`` or ``"dot"``.
+
+    Returns:
+        A scalar tensor. With one-hot anchors equal to their positives and cosine similarity it
+        is ``log(1 + (n - 1) * exp(-scale))``.
+    """
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity={similarity!r}; choose from {', '.join(SIMILARITIES)}")
+    _check_scale(scale)
+    _check_2d("anchors", anchors)
+    _check_same("positives", positives, "anchors", anchors)
+    if negatives is None:
+        negatives = []
+    elif isinstance(negatives, Tensor):
+        negatives = [negatives]
+    for k, neg in enumerate(negatives):
+        _check_same(f"negatives[{k}]", neg, "anchors", anchors)
+    candidates = torch.cat([positives, *negatives], dim=0)  # (batch * (1 + k), dim)
+    dtype = torch.promote_types(anchors.dtype, torch.float32)  # softmax in fp32 (or fp64), also under autocast
+    queries, candidates = anchors.to(dtype), candidates.to(dtype)
+    if similarity == "cosine":
+        queries, candidates = F.normalize(queries, dim=-1), F.normalize(candidates, dim=-1)
+    logits = scale * queries @ candidates.T  # (batch, batch * (1 + k))
+    target = torch.arange(anchors.shape[0], device=anchors.device)  # the positive sits at column i
+    return F.cross_entropy(logits, target)
+
+
+def mse_loss(student: Tensor, teacher: Tensor) -> Tensor:
+    """Mean squared error over all ``batch * dim`` elements (no x100, unlike the MSE evaluator).
+
+    Args:
+        student: ``(batch, dim)`` student embeddings.
+        teacher: ``(batch, dim)`` target (teacher) embeddings.
+
+    Returns:
+        A scalar tensor.
+    """
+    _check_2d("student", student)
+    _check_same("teacher", teacher, "student", student)
+    return F.mse_loss(student, teacher.to(student.dtype))
+
+
+def cosent_loss(emb1: Tensor, emb2: Tensor, scores: Tensor, scale: float = 20.0) -> Tensor:
+    """CoSENT: every pair scored higher should have a higher cosine than every pair scored lower.
+
+    ``loss = log(1 + sum over (i, j) with scores_i > scores_j of exp(scale * (cos_j - cos_i)))``,
+    where ``cos_i = cos(emb1_i, emb2_i)``; tied scores contribute nothing.
+
+    Args:
+        emb1: ``(batch, dim)`` first texts of the pairs.
+        emb2: ``(batch, dim)`` second texts.
+        scores: ``(batch,)`` gold similarity scores (any scale; only their order matters).
+        scale: logit multiplier, ``scale = 1 / temperature``.
+
+    Returns:
+        A scalar tensor.
+    """
+    _check_scale(scale)
+    _check_2d("emb1", emb1)
+    _check_same("emb2", emb2, "emb1", emb1)
+    if scores.numel() != emb1.shape[0] or scores.ndim > 2:
+        raise ValueError(f"scores has shape {tuple(scores.shape)}; expected ({emb1.shape[0]},), one per pair")
+    scores = scores.reshape(-1).to(emb1.device)
+    dtype = torch.promote_types(emb1.dtype, torch.float32)
+    cos = scale * F.cosine_similarity(emb1.to(dtype), emb2.to(dtype), dim=-1)  # (batch,)
+    diff = cos[None, :] - cos[:, None]  # (batch, batch): [i, j] = cos_j - cos_i
+    higher = scores[:, None] > scores[None, :]  # (batch, batch): pairs that must be ordered
+    terms = torch.cat([cos.new_zeros(1), diff[higher]])  # the zero is the "1 +" inside the log
+    return torch.logsumexp(terms, dim=0)
+
+
+# ----- loss modules --------------------------------------------------------------------------------
+def _embed(model: nn.Module, features: dict[str, Any]) -> Tensor:
+    device = next(model.parameters()).device
+    return model({k: v.to(device) if isinstance(v, Tensor) else v for k, v in features.items()})  # (batch, dim)
+
+
+class _Loss(nn.Module):
+    """Shared plumbing: holds the model and reports the hyper-parameters for the model card."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+    def config(self) -> dict[str, Any]:
+        """``{"name": class name, "params": hyper-parameters}`` for the model card."""
+        return {"name": type(self).__name__, "params": self._params()}
+
+
+def _need_columns(features: list[dict[str, Any]], name: str) -> None:
+    if len(features) < 2:
+        raise ValueError(f"{name} needs at least 2 text columns (anchor, positive[, negatives...]); got {len(features)}")
+
+
+class MultipleNegativesRankingLoss(_Loss):
+    """MNRL over columns (anchor, positive, negative_1, ...): see :func:`mnrl_loss`.
+
+    Args:
+        model: the embedding model being trained.
+        scale: logit multiplier, ``scale = 1 / temperature``.
+        similarity: ``"cosine"`` or ``"dot"``.
+
+    Example:
+        >>> from workbench.models import build_model                          # doctest: +SKIP
+        >>> model = build_model("all-MiniLM-L6-v2", dense=256, normalize=True)  # doctest: +SKIP
+        >>> loss_fn = MultipleNegativesRankingLoss(model)                     # doctest: +SKIP
+        >>> cols = [model.tokenize(["a cat sits"]), model.tokenize(["a cat is sitting"])]  # doctest: +SKIP
+        >>> loss_fn(cols).backward()                                          # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, scale: float = 20.0, similarity: str = "cosine"):
+        super().__init__(model)
+        _check_scale(scale)
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity={similarity!r}; choose from {', '.join(SIMILARITIES)}")
+        self.scale = float(scale)
+        self.similarity = similarity
+
+    def _params(self) -> dict[str, Any]:
+        return {"scale": self.scale, "similarity": self.similarity}
+
+    def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        _need_columns(features, type(self).__name__)
+        embs = [_embed(self.model, f) for f in features]  # each (batch, dim)
+        return mnrl_loss(embs[0], embs[1], embs[2:], self.scale, self.similarity)
+
+
+@dataclass
+class _RngState:
+    """The CPU (and accelerator) RNG state before one mini-batch, to replay its dropout."""
+
+    cpu: Tensor
+    device: torch.device
+    accel: Tensor | None
+
+    @classmethod
+    def take(cls, device: torch.device) -> _RngState:
+        accel = None
+        if device.type == "cuda":
+            accel = torch.cuda.get_rng_state(device)
+        elif device.type == "mps":
+            accel = torch.mps.get_rng_state()
+        return cls(torch.get_rng_state(), device, accel)
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(self.accel, self.device)
+        elif self.device.type == "mps":
+            torch.mps.set_rng_state(self.accel)
+
+
+def _slice_rows(features: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
+    """Rows ``start:stop`` of a padded feature dict, with trailing all-padding columns dropped."""
+    mask = features.get("attention_mask")
+    seq = mask.shape[1] if isinstance(mask, Tensor) else None
+    keep = seq
+    if seq is not None:
+        used = mask[start:stop].any(dim=0).nonzero()  # columns holding at least one real token
+        keep = int(used.max()) + 1 if used.numel() else seq  # only right padding is trimmed
+    out = {}
+    for k, v in features.items():
+        if isinstance(v, Tensor) and v.ndim >= 1:
+            v = v[start:stop]
+            if seq is not None and v.ndim >= 2 and v.shape[1] == seq:
+                v = v[:, :keep]
+        out[k] = v
+    return out
+
+
+@dataclass
+class _GradCache:
+    """What step (3) of GradCache needs: the mini-batches, their RNG states and d loss / d embedding."""
+
+    model: nn.Module
+    params: list[nn.Parameter]
+    minibatches: list[list[dict[str, Any]]]  # [column][mini-batch] feature dicts
+    rng: list[list[_RngState]]
+    grads: list[list[Tensor]]  # [column][mini-batch] (mini, dim)
+    autocast: tuple[str, bool, torch.dtype]
+
+    def param_grads(self, grad_output: Tensor) -> list[Tensor | None]:
+        """Re-embed each mini-batch with grad (same RNG, same autocast) and pull back its cached grad."""
+        totals: list[Tensor | None] = [None] * len(self.params)
+        device_type, enabled, dtype = self.autocast
+        outer = _RngState.take(self.rng[0][0].device)
+        try:
+            for mbs, states, grads in zip(self.minibatches, self.rng, self.grads, strict=True):
+                for feats, state, grad in zip(mbs, states, grads, strict=True):
+                    state.restore()
+                    with torch.enable_grad(), torch.autocast(device_type, dtype=dtype, enabled=enabled):
+                        emb = _embed(self.model, feats)  # (mini, dim)
+                    pulled = torch.autograd.grad(
+                        emb, self.params, grad_outputs=(grad * grad_output).to(emb.dtype), allow_unused=True
+                    )
+                    for k, g in enumerate(pulled):
+                        if g is not None:
+                            totals[k] = g if totals[k] is None else totals[k] + g
+        finally:
+            outer.restore()  # the replay leaves the global RNG where the forward pass left it
+        return totals
+
+
+class _GradCacheFunction(torch.autograd.Function):
+    """Identity on the loss value whose backward runs GradCache step (3) for the parameters."""
+
+    @staticmethod
+    def forward(ctx: Any, cache: _GradCache, loss: Tensor, *params: Tensor) -> Tensor:
+        ctx.cache = cache
+        return loss.detach().clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        return (None, None, *ctx.cache.param_grads(grad_output))
+
+
+class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
+    """MNRL with GradCache: a large batch in the memory of ``mini_batch_size`` texts.
+
+    The forward pass (1) embeds every column in mini-batches without grad, keeping each
+    mini-batch's RNG state, and (2) computes :func:`mnrl_loss` on those embeddings and its
+    gradient with respect to them. The returned loss's ``backward()`` (3) re-embeds each
+    mini-batch with grad, replaying the RNG state so dropout masks match, and backpropagates
+    the cached gradient. Loss and parameter gradients equal plain MNRL computed on the same
+    mini-batches; the cost is a second forward pass. Mini-batches are trimmed of trailing
+    all-padding columns, which only changes results by float noise.
+
+    Args:
+        model: the embedding model being trained.
+        scale: logit multiplier, ``scale = 1 / temperature``.
+        mini_batch_size: texts per forward pass; the memory knob.
+        similarity: ``"cosine"`` or ``"dot"``.
+
+    Example:
+        >>> from workbench.models import build_model                          # doctest: +SKIP
+        >>> model = build_model("all-MiniLM-L6-v2", dense=256, normalize=True)  # doctest: +SKIP
+        >>> loss_fn = CachedMultipleNegativesRankingLoss(model, mini_batch_size=16)  # doctest: +SKIP
+        >>> texts = [f"sentence {i}" for i in range(256)]                     # doctest: +SKIP
+        >>> loss = loss_fn([model.tokenize(texts), model.tokenize(texts[::-1])])  # doctest: +SKIP
+        >>> loss.backward()                                                   # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, scale: float = 20.0, mini_batch_size: int = 32, similarity: str = "cosine"):
+        super().__init__(model, scale, similarity)
+        if int(mini_batch_size) < 1:
+            raise ValueError(f"mini_batch_size must be >= 1; got {mini_batch_size}")
+        self.mini_batch_size = int(mini_batch_size)
+
+    def _params(self) -> dict[str, Any]:
+        return {**super()._params(), "mini_batch_size": self.mini_batch_size}
+
+    def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        _need_columns(features, type(self).__name__)
+        device = next(self.model.parameters()).device
+        minibatches, rng, embs, row_counts = [], [], [], []
+        for feats in features:  # step (1): embed without grad, remember each mini-batch's RNG state
+            n = int(next(v for v in feats.values() if isinstance(v, Tensor)).shape[0])
+            mbs = [_slice_rows(feats, i, i + self.mini_batch_size) for i in range(0, n, self.mini_batch_size)]
+            states, outs = [], []
+            for mb in mbs:
+                states.append(_RngState.take(device))
+                with torch.no_grad():
+                    outs.append(_embed(self.model, mb))  # (mini, dim)
+            minibatches.append(mbs)
+            rng.append(states)
+            embs.append(torch.cat(outs))  # (batch, dim)
+            row_counts.append([int(o.shape[0]) for o in outs])
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not torch.is_grad_enabled() or not params:  # evaluation: the value is all that is wanted
+            return mnrl_loss(embs[0], embs[1], embs[2:], self.scale, self.similarity)
+        leaves = [e.detach().requires_grad_() for e in embs]  # step (2): d loss / d embeddings
+        loss = mnrl_loss(leaves[0], leaves[1], leaves[2:], self.scale, self.similarity)
+        grads = torch.autograd.grad(loss, leaves)
+        cache = _GradCache(
+            model=self.model,
+            params=params,
+            minibatches=minibatches,
+            rng=rng,
+            grads=[list(g.split(sizes)) for g, sizes in zip(grads, row_counts, strict=True)],
+            autocast=(device.type, torch.is_autocast_enabled(device.type), torch.get_autocast_dtype(device.type)),
+        )
+        return _GradCacheFunction.apply(cache, loss.detach(), *params)  # step (3) runs in its backward
+
+
+class MSELoss(_Loss):
+    """Distillation: MSE between the student's embeddings and teacher embeddings (the labels).
+
+    With several text columns (e.g. a sentence and its translation), each column is pulled to
+    the same teacher embedding and the per-column losses are averaged.
+
+    Args:
+        model: the student model.
+
+    Example:
+        >>> from workbench.models import build_model                      # doctest: +SKIP
+        >>> student = build_model("all-MiniLM-L6-v2", keep_layers=[0, 5])  # doctest: +SKIP
+        >>> teacher = torch.randn(1, student.dim)                         # doctest: +SKIP
+        >>> MSELoss(student)([student.tokenize(["a cat sits"])], teacher)  # doctest: +SKIP
+    """
+
+    def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        if labels is None:
+            raise ValueError("MSELoss needs labels: the teacher embeddings, shape (batch, dim)")
+        embs = [_embed(self.model, f) for f in features]  # each (batch, dim)
+        teacher = labels.to(embs[0].device)
+        return torch.stack([mse_loss(e, teacher) for e in embs]).mean()
+
+
+class CoSENTLoss(_Loss):
+    """CoSENT over (text1, text2) columns with gold scores as labels: see :func:`cosent_loss`.
+
+    Args:
+        model: the embedding model being trained.
+        scale: logit multiplier, ``scale = 1 / temperature``.
+
+    Example:
+        >>> from workbench.models import build_model                     # doctest: +SKIP
+        >>> model = build_model("all-MiniLM-L6-v2")                       # doctest: +SKIP
+        >>> a, b = model.tokenize(["a cat", "a car"]), model.tokenize(["a kitten", "a tree"])  # doctest: +SKIP
+        >>> CoSENTLoss(model)([a, b], torch.tensor([0.9, 0.1]))          # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, scale: float = 20.0):
+        super().__init__(model)
+        _check_scale(scale)
+        self.scale = float(scale)
+
+    def _params(self) -> dict[str, Any]:
+        return {"scale": self.scale}
+
+    def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        if len(features) != 2 or labels is None:
+            raise ValueError(f"CoSENTLoss needs 2 text columns and score labels; got {len(features)} columns, labels={labels is not None}")
+        emb1, emb2 = (_embed(self.model, f) for f in features)  # (batch, dim) each
+        return cosent_loss(emb1, emb2, labels, self.scale)
