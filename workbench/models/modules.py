@@ -129,6 +129,7 @@ class Transformer(nn.Module):
                 )
         try:
             config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+            _quiet_transformers()
             model = AutoModel.from_pretrained(
                 str(path),
                 config=config,
@@ -180,6 +181,16 @@ class Transformer(nn.Module):
             raise ValueError(f"keep_layers={layers}: need distinct layer indices in 0..{n - 1}")
         encoder.layer = nn.ModuleList([stack[i] for i in layers])
         self.auto_model.config.num_hidden_layers = len(layers)
+
+
+def _quiet_transformers() -> None:
+    """Loading a small local model should not draw a weight-loading progress bar in a notebook."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except (ImportError, AttributeError):
+        pass
 
 
 class Pooling(nn.Module):

@@ -1,0 +1,143 @@
+"""The ``workbench`` command line.
+
+    workbench encode "A sentence." "Another one." --out emb.npy
+    workbench encode --file sentences.txt --out emb.npy
+    workbench eval --model all-MiniLM-L6-v2 --splits dev,test
+
+Errors that a user can fix (a missing file, a bad column, an unknown model) print one line
+and exit with status 2; ``WORKBENCH_DEBUG=1`` shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from workbench.models import DEFAULT_MODEL
+
+
+def _read_texts(args: argparse.Namespace) -> list[str]:
+    texts = list(args.texts)
+    if args.file:
+        path = Path(args.file)
+        if path.suffix.lower() in (".txt", ""):
+            try:
+                raw = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{path}: no such file") from None
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+            texts += [line for line in raw.splitlines() if line.strip()]
+        else:
+            from workbench.data import load_file
+
+            ds = load_file(path, columns=[args.column])
+            texts += [str(t) for t in ds[args.column]]
+    if not texts:
+        raise ValueError("nothing to encode: give texts as arguments or --file")
+    return texts
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """Write aside, then rename: an interrupted write never leaves a truncated file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from workbench.models import load_model
+
+    texts = _read_texts(args)
+    model = load_model(args.model, device=args.device)
+    emb = model.encode(texts, batch_size=args.batch_size, normalize=args.normalize, progress=not args.quiet)
+    out = Path(args.out)
+    _save_npy(out, emb)
+    print(f"encoded {len(texts)} texts with {args.model} -> {out} (shape {emb.shape[0]} x {emb.shape[1]}, float32)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from workbench.data import load_stsb, source
+    from workbench.evaluation import STSEvaluator, format_metrics
+    from workbench.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    print(f"model: {args.model} ({model.dim}-d, max {model.max_seq_length} tokens, {model.device})")
+    results: dict[str, float] = {}
+    for split in args.splits.split(","):
+        split = split.strip()
+        ds = load_stsb(split, path=args.data)
+        where = source(ds)
+        evaluator = STSEvaluator.from_dataset(ds, name=f"sts-{split}", batch_size=args.batch_size)
+        metrics = evaluator(model)
+        results.update(metrics)
+        print(f"\n{where}")
+        print(format_metrics(metrics))
+        print(f"primary: {evaluator.primary_metric} = {metrics[evaluator.primary_metric]:.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description="A workbench for sentence embeddings.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    enc = sub.add_parser("encode", help="encode texts (arguments or a file) into a .npy array")
+    enc.add_argument("texts", nargs="*", help="texts to encode")
+    enc.add_argument("--file", help="a .txt file (one text per line) or a csv/tsv/jsonl/parquet file")
+    enc.add_argument("--column", default="sentence", help="the text column of a table file (default: sentence)")
+    enc.add_argument("--model", default=DEFAULT_MODEL)
+    enc.add_argument("--out", default="embeddings.npy")
+    enc.add_argument("--batch-size", type=int, default=32)
+    enc.add_argument("--normalize", action="store_true", help="scale embeddings to unit length")
+    enc.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
+    enc.add_argument("--quiet", action="store_true", help="no progress bar")
+    enc.set_defaults(func=cmd_encode)
+
+    ev = sub.add_parser("eval", help="evaluate a model on STS-B (spearman/pearson for four similarity functions)")
+    ev.add_argument("--model", default=DEFAULT_MODEL)
+    ev.add_argument("--splits", default="dev,test")
+    ev.add_argument("--data", default=None, help="a folder laid out like shared/data (default: $WORKBENCH_DATA)")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``workbench`` command."""
+    args = build_parser().parse_args(argv)
+    if os.environ.get("WORKBENCH_DEBUG"):
+        return args.func(args)
+    from workbench.data import DataError
+    from workbench.models import ModelNotFoundError
+
+    try:
+        return args.func(args)
+    except (DataError, ModelNotFoundError, FileNotFoundError, ValueError, TypeError) as err:
+        print(f"workbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"workbench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
