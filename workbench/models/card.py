@@ -1,9 +1,8 @@
 """Model cards (README.md) written next to the weights.
 
-The minimal card says what the model is and how to use it from both libraries; training
-writes the full card with :func:`model_card` (evaluation tables, hyper-parameters, training
-log), laid out like the cards sentence-transformers writes, so the Hugging Face hub reads its
-front matter (tags, metrics, ``model-index``) the same way.
+:func:`minimal_card` says what the model is and how to use it; after training, :func:`model_card`
+writes the full card laid out like sentence-transformers' own (front matter with tags, metrics
+and ``model-index`` for the hub; evaluation tables, data sets, hyper-parameters, training log).
 """
 
 from __future__ import annotations
@@ -20,23 +19,22 @@ from importlib import metadata
 from typing import Any
 
 DEFAULT_SENTENCES = ("The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium.")
-SIMILARITY_NAMES = {
-    "cosine": "Cosine Similarity", "dot": "Dot Product",
-    "euclidean": "Euclidean Distance", "manhattan": "Manhattan Distance",
-}
-# (task type, task name) for the model-index, by the kind of metrics an evaluator reports.
-TASKS = {
-    "sts": ("semantic-similarity", "Semantic Similarity"),
-    "mse": ("knowledge-distillation", "Knowledge Distillation"),
-    "triplet": ("triplet", "Triplet"),
-}
-# Preferred primary metrics when the caller names none: the evaluators' own defaults.
+SIMILARITY_NAMES = {"cosine": "Cosine Similarity", "dot": "Dot Product",
+                    "euclidean": "Euclidean Distance", "manhattan": "Manhattan Distance"}
+# model-index (task type, task name) for each kind of evaluator, told apart by its metric names.
+TASK_STS = ("semantic-similarity", "Semantic Similarity")
+TASK_MSE = ("knowledge-distillation", "Knowledge Distillation")
+TASK_TRIPLET = ("triplet", "Triplet")
+# When the caller names no primary metric: the first of these an evaluator reports.
 PRIMARY_SUFFIXES = ("spearman_cosine", "negative_mse", "cosine_accuracy")
-MAX_CELL = 100  # characters of a sample shown in a table cell
+MAX_CELL = 100  # characters of a sample value shown in a table cell
+LOG_FIXED = ("epoch", "step", "training_loss")
+# Characters YAML does not allow raw in a double-quoted string (JSON leaves them as they are).
+YAML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
 
 def _bib(kind: str, key: str, **fields: str) -> str:
-    if "eprint" in fields:
-        fields["archiveprefix"] = "arXiv"
+    fields = {**fields, "archiveprefix": "arXiv"} if "eprint" in fields else fields
     body = ",\n".join(f"  {name:<9} = {{{value}}}" for name, value in fields.items())
     return f"@{kind}{{{key},\n{body}\n}}"
 
@@ -67,12 +65,11 @@ DISTILL_BIB = _bib(
     booktitle="Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing (EMNLP)",
     publisher="Association for Computational Linguistics",
 )
-# Loss class name -> the papers it comes from (Sentence-BERT is always cited).
+# Loss class name -> (heading, BibTeX) of the papers it comes from; Sentence-BERT is always cited.
 LOSS_CITATIONS = {
     "MultipleNegativesRankingLoss": (("MultipleNegativesRankingLoss", MNRL_BIB),),
-    "CachedMultipleNegativesRankingLoss": (
-        ("MultipleNegativesRankingLoss", MNRL_BIB), ("CachedMultipleNegativesRankingLoss", GRADCACHE_BIB),
-    ),
+    "CachedMultipleNegativesRankingLoss": (("MultipleNegativesRankingLoss", MNRL_BIB),
+                                           ("CachedMultipleNegativesRankingLoss", GRADCACHE_BIB)),
     "MSELoss": (("MSELoss", DISTILL_BIB),),
 }
 
@@ -81,25 +78,17 @@ LOSS_CITATIONS = {
 class DatasetInfo:
     """What the card says about one training data set.
 
-    Args:
-        name: a readable name, e.g. ``"all-nli (SNLI dev+test triplets)"``.
-        size: number of training samples.
-        columns: column names, e.g. ``("anchor", "positive", "negative")``.
-        samples: up to 3 example rows (``column -> value``).
-        location: a hub id (``"sentence-transformers/all-nli"``) or a local path.
-        loss: the loss class name used on this data set (the card's ``loss`` by default).
-
     Example:
-        >>> DatasetInfo("all-nli", 277277, ("anchor", "positive", "negative")).size
+        >>> DatasetInfo("all-nli", 277_277, ("anchor", "positive", "negative"), loss="MSELoss").size
         277277
     """
 
-    name: str
-    size: int
-    columns: tuple[str, ...]
-    samples: tuple[dict, ...] = ()
-    location: str | None = None
-    loss: str | None = None
+    name: str                       # e.g. "all-nli (SNLI dev+test triplets)"
+    size: int                       # number of training samples
+    columns: tuple[str, ...]        # e.g. ("anchor", "positive", "negative")
+    samples: tuple[dict, ...] = ()  # up to 3 example rows, column -> value
+    location: str | None = None     # hub id or local path
+    loss: str | None = None         # loss class name used on this data set (the card's loss by default)
 
 
 def architecture(model: Any) -> str:
@@ -113,9 +102,8 @@ def minimal_card(model: Any) -> str:
     front: dict[str, Any] = {
         "library_name": "sentence-transformers", "pipeline_tag": "sentence-similarity",
         "tags": ["sentence-transformers", "sentence-similarity", "feature-extraction", "workbench"],
+        **({"base_model": base} if _hub_id(base) else {}),
     }
-    if _hub_id(base):
-        front["base_model"] = base
     return "\n".join([
         "---", _yaml(front), "---", "", "# Sentence embedding model", "",
         f"Made with workbench. It maps sentences to a {model.dim}-dimensional vector space "
@@ -126,75 +114,69 @@ def minimal_card(model: Any) -> str:
 
 
 def model_card(
-    model: Any,
-    *,
-    model_name: str | None = None,
-    base_model: str | None = None,
-    datasets: Sequence[DatasetInfo] = (),
-    loss: dict | None = None,
-    train_config: dict | None = None,
-    default_config: dict | None = None,
-    evaluations: dict[str, dict[str, float]] | None = None,
-    primary_metrics: dict[str, str] | None = None,
-    training_log: Sequence[dict] = (),
-    hardware: str | None = None,
-    training_seconds: float | None = None,
-    language: str | None = "en",
-    license: str | None = None,
-    widget_sentences: Sequence[str] = (),
+    model: Any, *, model_name: str | None = None, base_model: str | None = None,
+    datasets: Sequence[DatasetInfo] = (), loss: dict | None = None,
+    train_config: dict | None = None, default_config: dict | None = None,
+    evaluations: dict[str, dict[str, float]] | None = None, primary_metrics: dict[str, str] | None = None,
+    training_log: Sequence[dict] = (), hardware: str | None = None, training_seconds: float | None = None,
+    language: str | None = "en", license: str | None = None, widget_sentences: Sequence[str] = (),
 ) -> str:
-    """The full README.md model card, as sentence-transformers writes it after training.
+    """The full README.md model card, as sentence-transformers writes one after training.
 
-    Pure: it reads the model's ``dim``, ``max_seq_length``, ``similarity_fn_name`` and
-    ``repr``, and the same inputs give the same text (only the framework versions, read at
-    call time, may differ). Nothing is written or printed.
+    Pure: it reads the model's ``dim``, ``max_seq_length``, ``similarity_fn_name`` and ``repr``;
+    the same inputs give the same text, except the framework versions read at call time.
 
     Args:
         model: the embedding model (or anything with those attributes).
-        model_name: the title and the ``model-index`` name; a hub id here is also used in the
-            usage snippets.
-        base_model: the model it was fine-tuned from (a hub id or a path).
+        model_name: the title and ``model-index`` name; a hub id here also goes in the usage code.
+        base_model: the model it was fine-tuned from (hub id or path).
         datasets: the training data sets.
-        loss: ``{"name": class name, "params": {...}}`` (what a workbench loss's ``config()`` gives).
+        loss: ``{"name": class name, "params": {...}}``, as a workbench loss's ``config()`` gives.
         train_config: all hyper-parameters, a flat dict of plain values.
-        default_config: the defaults; hyper-parameters that differ are listed separately.
-        evaluations: evaluator name -> its flat metrics with prefixed keys
-            (``{"sts-dev": {"sts-dev_spearman_cosine": 0.76, ...}}``).
-        primary_metrics: evaluator name -> primary key, shown in bold; by default the first of
-            ``spearman_cosine``, ``negative_mse``, ``cosine_accuracy`` that the evaluator reports.
-        training_log: rows ``{"epoch", "step", "training_loss", <metric>: value, ...}``; the
-            table shows the primary metrics when the log holds any of them, else every metric.
-        hardware: e.g. ``"1 x NVIDIA RTX 3090"``.
+        default_config: their defaults; the values that differ are listed separately.
+        evaluations: evaluator name -> flat metrics with prefixed keys
+            (``{"sts-dev": {"sts-dev_spearman_cosine": 0.7614, ...}}``).
+        primary_metrics: evaluator name -> primary key (bold in the tables); by default the first
+            of ``spearman_cosine``, ``negative_mse``, ``cosine_accuracy`` the evaluator reports.
+        training_log: rows ``{"epoch", "step", "training_loss", <metric key>: value, ...}``; the
+            table shows the primary metrics when the log has any of them, else every metric, and
+            the row with the best first primary metric in bold.
+        hardware: e.g. ``"1 x NVIDIA GeForce RTX 3090"``.
         training_seconds: wall time of training.
-        language: language code, or None.
-        license: license id, or None.
-        widget_sentences: example sentences for the hub's widget and the usage snippets.
+        language: a language code, or None.
+        license: a license id, or None.
+        widget_sentences: example sentences for the hub widget (groups of up to 4: one source
+            sentence, the rest compared with it) and the usage code.
 
     Returns:
-        The card's text: YAML front matter followed by Markdown.
+        YAML front matter followed by Markdown.
+
+    Example:
+        >>> card = model_card(model, base_model="prajjwal1/bert-tiny", loss=loss_fn.config(),
+        ...                   evaluations={"sts-dev": ev(model)})  # doctest: +SKIP
+        >>> model.save("out/model", card=card)                       # doctest: +SKIP
     """
     evaluations = {name: {k: float(v) for k, v in m.items()} for name, m in (evaluations or {}).items() if m}
-    primary = {name: _primary(name, metrics, (primary_metrics or {}).get(name))
-               for name, metrics in evaluations.items()}
+    primary = {name: _primary(name, m, (primary_metrics or {}).get(name)) for name, m in evaluations.items()}
     loss_names = list(dict.fromkeys([d.loss for d in datasets if d.loss] + ([loss["name"]] if loss else [])))
     title = model_name or "Sentence embedding model"
-    model_id = model_name if _hub_id(model_name) else "path/to/this/folder"
-    sentences = tuple(widget_sentences[:3]) or DEFAULT_SENTENCES
-
+    front = _front_matter(title, base_model, datasets, loss_names, evaluations, language, license,
+                          widget_sentences)
     parts = [
-        "---", _yaml(_front_matter(title, base_model, datasets, loss_names, evaluations, language,
-                                   license, widget_sentences)), "---", "",
-        f"# {title}", "", _description(model, base_model, datasets), "",
+        "---", _yaml(front), "---", "", f"# {title}", "", _description(model, base_model, datasets), "",
         "## Model Details", "", "### Model Description", "",
         _model_details(model, base_model, datasets, language, license), "",
-        "### Full Model Architecture", "", "```", architecture(model), "```", "",
-        "## Usage", "", _usage(model, model_id, sentences), "",
+        "### Full Model Architecture", "", "```", architecture(model), "```", "", "## Usage", "",
+        _usage(model, model_name if _hub_id(model_name) else "path/to/this/folder",
+               tuple(widget_sentences[:3]) or DEFAULT_SENTENCES), "",
     ]
     if evaluations:
         parts += ["## Evaluation", "", "### Metrics", ""]
         for name, metrics in evaluations.items():
+            rows = [(f"**{_short(name, k)}**", f"**{_num(v)}**") if k == primary[name] else (_short(name, k), _num(v))
+                    for k, v in metrics.items()]
             parts += [f"#### {_task(metrics)[1]}", "", f"* Dataset: `{name}`", "",
-                      _metrics_table(name, metrics, primary[name]), ""]
+                      _table(["Metric", "Value"], rows), ""]
     parts += ["## Training Details", ""]
     if datasets:
         parts += [f"### Training Dataset{'s' if len(datasets) > 1 else ''}", ""]
@@ -202,21 +184,36 @@ def model_card(
     if train_config:
         parts += [_hyperparameters(train_config, default_config), ""]
     if training_log:
-        parts += ["### Training Logs", "", _log_table(training_log, list(primary.values())), ""]
+        parts += ["### Training Logs", "", _log_table(training_log, [p for p in primary.values() if p]), ""]
     if hardware or training_seconds is not None:
         parts += ["### Training Hardware and Time", ""]
         parts += [f"- **Hardware:** {hardware}"] if hardware else []
         parts += [f"- **Training time:** {_duration(training_seconds)}"] if training_seconds is not None else []
         parts += [""]
-    parts += ["### Framework Versions", "", *[f"- {k}: {v}" for k, v in framework_versions().items()], ""]
+    parts += ["### Framework Versions", "", *(f"- {k}: {v}" for k, v in framework_versions().items()), ""]
+    citations = {"Sentence Transformers": SBERT_BIB}
+    for name in loss_names:
+        citations.update(LOSS_CITATIONS.get(name, ()))
     parts += ["## Citation", "", "### BibTeX", ""]
-    for heading, bib in _citations(loss_names):
+    for heading, bib in citations.items():
         parts += [f"#### {heading}", "", "```bibtex", bib, "```", ""]
     return "\n".join(parts)
 
 
+def non_default(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``config`` that differ from ``defaults`` (or have none), in ``config``'s order."""
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        if isinstance(a, bool) != isinstance(b, bool):  # True == 1 in Python, not as a setting
+            return False
+        return a == b
+
+    return {k: v for k, v in config.items() if k not in defaults or not same(v, defaults[k])}
+
+
 def framework_versions() -> dict[str, str]:
-    """Versions of Python and the libraries the model was trained with ("not installed" if absent)."""
+    """Versions of Python, workbench and the libraries below it ("not installed" when absent)."""
     from workbench import __version__
 
     versions = {"Python": platform.python_version(), "workbench": __version__}
@@ -237,67 +234,54 @@ def _front_matter(
     evaluations: dict[str, dict[str, float]], language: str | None, license: str | None,
     widget_sentences: Sequence[str],
 ) -> dict[str, Any]:
-    front: dict[str, Any] = {}
-    if language:
-        front["language"] = [language]
-    if license:
-        front["license"] = license
+    front: dict[str, Any] = {"language": [language]} if language else {}
+    front.update({"license": license} if license else {})
     front.update({"library_name": "sentence-transformers", "pipeline_tag": "sentence-similarity"})
-    tags = ["sentence-transformers", "sentence-similarity", "feature-extraction", "workbench"]
-    tags += [f"loss:{name}" for name in loss_names]
+    front["tags"] = ["sentence-transformers", "sentence-similarity", "feature-extraction", "workbench",
+                     *(f"loss:{name}" for name in loss_names)]
     if datasets:
-        tags.append(f"dataset_size:{sum(d.size for d in datasets)}")
-    front["tags"] = tags
-    if base_model:
-        front["base_model"] = base_model
+        front["tags"].append(f"dataset_size:{sum(d.size for d in datasets)}")
+    front.update({"base_model": base_model} if base_model else {})
     hub_datasets = list(dict.fromkeys(d.location for d in datasets if _hub_id(d.location)))
-    if hub_datasets:
-        front["datasets"] = hub_datasets
+    front.update({"datasets": hub_datasets} if hub_datasets else {})
     if evaluations:
         front["metrics"] = list(dict.fromkeys(_short(n, k) for n, m in evaluations.items() for k in m))
-    widget = [{"source_sentence": group[0], "sentences": list(group[1:])}
-              for group in (widget_sentences[i:i + 4] for i in range(0, len(widget_sentences), 4))
-              if len(group) > 1]
-    if widget:
-        front["widget"] = widget
+    groups = [widget_sentences[i:i + 4] for i in range(0, len(widget_sentences), 4)]
+    widget = [{"source_sentence": g[0], "sentences": list(g[1:])} for g in groups if len(g) > 1]
+    front.update({"widget": widget} if widget else {})
     if evaluations:
-        results = [{
-            "task": dict(zip(("type", "name"), _task(metrics), strict=True)),
+        front["model-index"] = [{"name": title, "results": [{
+            "task": {"type": _task(metrics)[0], "name": _task(metrics)[1]},
             "dataset": {"name": name, "type": name},
             "metrics": [{"type": _short(name, k), "value": v, "name": _pretty(_short(name, k))}
                         for k, v in metrics.items()],
-        } for name, metrics in evaluations.items()]
-        front["model-index"] = [{"name": title, "results": results}]
+        } for name, metrics in evaluations.items()]}]
     return front
 
 
 def _description(model: Any, base_model: str | None, datasets: Sequence[DatasetInfo]) -> str:
-    origin = f" fine-tuned from {_link_model(base_model)}" if base_model else ""
+    origin = f" fine-tuned from {_link(base_model, base_model, 'https://huggingface.co/')}" if base_model else ""
     if datasets:
-        names = [_link_dataset(d) for d in datasets]
+        names = [_link(d.name, d.location) for d in datasets]
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         origin += f" on the {listed} data set{'s' if len(names) > 1 else ''}"
     fn = SIMILARITY_NAMES.get(model.similarity_fn_name, model.similarity_fn_name)
     return (f"A sentence embedding model{origin}, made with workbench and saved in the "
-            f"[sentence-transformers](https://www.sbert.net) layout. It maps sentences and short "
-            f"paragraphs to a {model.dim}-dimensional dense vector space, compared with {fn.lower()}, "
-            "for semantic textual similarity, semantic search, paraphrase mining, clustering and "
-            "classification.")
+            f"[sentence-transformers](https://www.sbert.net) layout. It maps sentences and short paragraphs "
+            f"to a {model.dim}-dimensional dense vector space, compared by {fn.lower()}, for semantic "
+            "textual similarity, semantic search, paraphrase mining, clustering and classification.")
 
 
 def _model_details(model: Any, base_model: str | None, datasets: Sequence[DatasetInfo],
                    language: str | None, license: str | None) -> str:
     lines = ["- **Model Type:** Sentence Transformer (made with workbench)"]
-    if base_model:
-        lines.append(f"- **Base model:** {_link_model(base_model)}")
-    lines += [
-        f"- **Maximum Sequence Length:** {model.max_seq_length} tokens",
-        f"- **Output Dimensionality:** {model.dim} dimensions",
-        f"- **Similarity Function:** {SIMILARITY_NAMES.get(model.similarity_fn_name, model.similarity_fn_name)}",
-    ]
+    lines += [f"- **Base model:** {_link(base_model, base_model, 'https://huggingface.co/')}"] if base_model else []
+    lines += [f"- **Maximum Sequence Length:** {model.max_seq_length} tokens",
+              f"- **Output Dimensionality:** {model.dim} dimensions",
+              f"- **Similarity Function:** {SIMILARITY_NAMES.get(model.similarity_fn_name, model.similarity_fn_name)}"]
     if datasets:
         lines.append(f"- **Training Dataset{'s' if len(datasets) > 1 else ''}:**")
-        lines += [f"    - {_link_dataset(d)}" for d in datasets]
+        lines += [f"    - {_link(d.name, d.location)}" for d in datasets]
     lines += [f"- **Language:** {language}"] if language else []
     lines += [f"- **License:** {license}"] if license else []
     return "\n".join(lines)
@@ -309,104 +293,71 @@ def _usage(model: Any, model_id: str, sentences: Sequence[str]) -> str:
     body = (f"sentences = [\n{listed}]\nembeddings = model.encode(sentences)\nprint(embeddings.shape)\n"
             f"# ({n}, {model.dim})\n\nsimilarities = model.similarity(embeddings, embeddings)\n"
             f"print(similarities.shape)\n# ({n}, {n})\n")
-    return (
-        "### With workbench\n\n```python\nfrom workbench import load_model\n\n"
-        f"model = load_model({model_id!r})\n{body}```\n\n"
-        "### With sentence-transformers\n\nThe folder uses the sentence-transformers layout:\n\n"
-        "```bash\npip install -U sentence-transformers\n```\n\n"
-        "```python\nfrom sentence_transformers import SentenceTransformer\n\n"
-        f"model = SentenceTransformer({model_id!r})\n{body}```"
-    )
-
-
-def _metrics_table(name: str, metrics: Mapping[str, float], primary: str | None) -> str:
-    rows = ["| Metric | Value |", "|:--|:--|"]
-    for key, value in metrics.items():
-        label, number = _short(name, key), _num(value)
-        if key == primary:
-            label, number = f"**{label}**", f"**{number}**"
-        rows.append(f"| {label} | {number} |")
-    return "\n".join(rows)
+    return ("### With workbench\n\n```python\nfrom workbench import load_model\n\n"
+            f"model = load_model({model_id!r})\n{body}```\n\n"
+            "### With sentence-transformers\n\nThe folder uses the sentence-transformers layout:\n\n"
+            "```bash\npip install -U sentence-transformers\n```\n\n"
+            "```python\nfrom sentence_transformers import SentenceTransformer\n\n"
+            f"model = SentenceTransformer({model_id!r})\n{body}```")
 
 
 def _dataset_section(d: DatasetInfo, loss: dict | None) -> str:
     columns = tuple(d.columns) or (tuple(d.samples[0]) if d.samples else ())
     lines = [f"#### {d.name}", ""]
     if d.location:
-        lines.append(f"* Dataset: {_link_dataset(d) if _hub_id(d.location) else f'`{d.location}`'}")
+        lines.append(f"* Dataset: {_link(d.name, d.location) if _hub_id(d.location) else f'`{d.location}`'}")
     lines.append(f"* Size: {d.size:,} training samples")
-    if columns:
-        code = [f"<code>{html.escape(c)}</code>" for c in columns]
-        joined = code[0] if len(code) == 1 else (" and ".join(code) if len(code) == 2
-                                                 else ", ".join(code[:-1]) + ", and " + code[-1])
+    code = [f"<code>{html.escape(c)}</code>" for c in columns]
+    if code:
+        joined = " and ".join(code) if len(code) <= 2 else ", ".join(code[:-1]) + ", and " + code[-1]
         lines.append(f"* Columns: {joined}")
     if d.samples and columns:
-        lines += ["* Samples:", "  | " + " | ".join(_cell(c) for c in columns) + " |",
-                  "  |" + ":--|" * len(columns)]
-        lines += ["  | " + " | ".join(f"<code>{_cell(row.get(c, ''))}</code>" for c in columns) + " |"
-                  for row in d.samples[:3]]
+        rows = [[f"<code>{_cell(row.get(c, ''))}</code>" for c in columns] for row in d.samples[:3]]
+        lines += ["* Samples:", *("  " + line for line in _table([_cell(c) for c in columns], rows).splitlines())]
     loss_name = d.loss or (loss or {}).get("name")
     if loss_name:
         lines.append(f"* Loss: <code>{html.escape(loss_name)}</code>")
         if loss and loss.get("name") == loss_name and loss.get("params"):
-            params = json.dumps(loss["params"], indent=4, sort_keys=False, default=str)
             lines[-1] += " with these parameters:"
-            lines += ["  ```json", *("  " + line for line in params.splitlines()), "  ```"]
+            params = json.dumps(loss["params"], indent=4, default=str).splitlines()
+            lines += ["  ```json", *("  " + line for line in params), "  ```"]
     return "\n".join(lines) + "\n"
 
 
 def _hyperparameters(config: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> str:
     lines = ["### Training Hyperparameters", ""]
     if defaults is not None:
-        changed = non_default(config, defaults)
-        lines += ["#### Non-Default Hyperparameters", ""]
-        lines += [f"- `{k}`: {_plain(v)}" for k, v in changed.items()] or ["- (none: every value is the default)"]
-        lines.append("")
+        changed = [f"- `{k}`: {v}" for k, v in non_default(config, defaults).items()]
+        lines += ["#### Non-Default Hyperparameters", "", *(changed or ["- (none: all defaults)"]), ""]
     lines += ["#### All Hyperparameters", "", "<details><summary>Click to expand</summary>", ""]
-    lines += [f"- `{k}`: {_plain(v)}" for k, v in config.items()]
-    lines += ["", "</details>"]
-    return "\n".join(lines)
+    return "\n".join([*lines, *(f"- `{k}`: {v}" for k, v in config.items()), "", "</details>"])
 
 
-def non_default(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of ``config`` that differ from ``defaults`` (or have no default), in order."""
-    return {k: v for k, v in config.items() if k not in defaults or not _same(v, defaults[k])}
-
-
-def _log_table(rows: Sequence[Mapping[str, Any]], primaries: list[str | None]) -> str:
-    fixed = ("epoch", "step", "training_loss")
-    seen = list(dict.fromkeys(k for row in rows for k in row if k not in fixed))
+def _log_table(rows: Sequence[Mapping[str, Any]], primaries: list[str]) -> str:
+    seen = list(dict.fromkeys(k for row in rows for k in row if k not in LOG_FIXED))
     shown = [p for p in primaries if p in seen] or seen
-    best_key = next((p for p in primaries if p in seen and _best_row(rows, p) is not None), None)
-    best = _best_row(rows, best_key) if best_key else None
-    lines = ["| Epoch | Step | Training Loss | " + " | ".join(shown) + " |" if shown
-             else "| Epoch | Step | Training Loss |", "|" + ":--|" * (3 + len(shown))]
+    # The best row by the first primary metric the log has a number for (all are higher-is-better).
+    best, best_key = None, None
+    for key in (p for p in primaries if p in seen):
+        scored = [(row[key], -i) for i, row in enumerate(rows) if _finite(row.get(key))]
+        if scored:
+            best, best_key = -max(scored)[1], key  # the first row among ties
+            break
+    body = []
     for i, row in enumerate(rows):
-        step = row.get("step")
-        cells = [_num(row.get("epoch")), "-" if step is None else str(step), _num(row.get("training_loss"))]
-        cells += [_num(row.get(k)) for k in shown]
-        if i == best:
-            cells = [f"**{c}**" for c in cells]
-        lines.append("| " + " | ".join(cells) + " |")
-    if best is not None:
-        lines += ["", f"* The bold row has the best `{best_key}` (the checkpoint kept when training "
-                      "keeps the best model)."]
-    return "\n".join(lines)
-
-
-def _best_row(rows: Sequence[Mapping[str, Any]], key: str) -> int | None:
-    scored = [(row[key], i) for i, row in enumerate(rows) if _finite(row.get(key))]
-    return max(scored, key=lambda t: (t[0], -t[1]))[1] if scored else None  # first of ties
-
-
-def _citations(loss_names: list[str]) -> list[tuple[str, str]]:
-    entries = {"Sentence Transformers": SBERT_BIB}
-    for name in loss_names:
-        entries.update(LOSS_CITATIONS.get(name, ()))
-    return list(entries.items())
+        cells = [_num(row.get("epoch")), _num(row.get("step"), ""), _num(row.get("training_loss")),
+                 *(_num(row.get(k)) for k in shown)]
+        body.append([f"**{c}**" for c in cells] if i == best else cells)
+    table = _table(["Epoch", "Step", "Training Loss", *shown], body)
+    return table + (f"\n\n* The bold row has the best `{best_key}`." if best_key else "")
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + ":--|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def _primary(name: str, metrics: Mapping[str, float], given: str | None) -> str | None:
@@ -417,88 +368,67 @@ def _primary(name: str, metrics: Mapping[str, float], given: str | None) -> str 
 
 def _task(metrics: Mapping[str, float]) -> tuple[str, str]:
     if any(k.endswith("negative_mse") for k in metrics):
-        return TASKS["mse"]
-    if any(k.endswith("accuracy") for k in metrics):
-        return TASKS["triplet"]
-    return TASKS["sts"]
+        return TASK_MSE
+    return TASK_TRIPLET if any(k.endswith("accuracy") for k in metrics) else TASK_STS
 
 
 def _short(name: str, key: str) -> str:
-    """The metric without its evaluator prefix: ``sts-dev_pearson_cosine`` -> ``pearson_cosine``."""
+    """The metric without its evaluator's prefix: ``sts-dev_pearson_cosine`` -> ``pearson_cosine``."""
     return key[len(name) + 1:] if name and key.startswith(name + "_") else key
 
 
 def _pretty(metric: str) -> str:
-    words = {"mse": "MSE", "mae": "MAE", "map": "MAP", "mrr": "MRR", "ndcg": "NDCG"}
-    return " ".join(words.get(w, w.capitalize()) for w in metric.split("_"))
+    upper = {"mse": "MSE", "mae": "MAE", "map": "MAP", "mrr": "MRR", "ndcg": "NDCG"}
+    return " ".join(upper.get(w, w.capitalize()) for w in metric.split("_"))
 
 
 def _hub_id(value: Any) -> bool:
-    """True for ``"org/name"`` hub ids (not local paths)."""
-    return isinstance(value, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", value) is not None \
-        and not value.startswith((".", "~"))
+    """True for an ``org/name`` hub id (a local path starts with ``/``, ``.`` or ``~``, or has more parts)."""
+    return isinstance(value, str) and not value.startswith((".", "~")) \
+        and re.fullmatch(r"[\w.-]+/[\w.-]+", value) is not None
 
 
-def _link_model(base: str) -> str:
-    return f"[{base}](https://huggingface.co/{base})" if _hub_id(base) else f"`{base}`"
-
-
-def _link_dataset(d: DatasetInfo) -> str:
-    return f"[{d.name}](https://huggingface.co/datasets/{d.location})" if _hub_id(d.location) else d.name
+def _link(label: str, hub_id: str | None, url: str = "https://huggingface.co/datasets/") -> str:
+    return f"[{label}]({url}{hub_id})" if _hub_id(hub_id) else (f"`{label}`" if label == hub_id else label)
 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _num(value: Any) -> str:
-    """4 decimals for numbers, ``-`` for a missing value."""
-    if value is None or (isinstance(value, str) and not value):
+def _num(value: Any, fmt: str = ".4f") -> str:
+    """4 decimals for a number (``fmt`` to change), ``-`` for a missing one."""
+    if value is None or value == "":
         return "-"
-    return f"{value:.4f}" if isinstance(value, numbers.Real) and not isinstance(value, bool) else str(value)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
-
-
-def _plain(value: Any) -> str:
-    return "None" if value is None else str(value)
+    return format(value, fmt) if isinstance(value, numbers.Real) and not isinstance(value, bool) else str(value)
 
 
 def _cell(value: Any) -> str:
-    """A sample value for a Markdown table cell: short, one line, HTML- and pipe-escaped."""
-    if isinstance(value, float):
-        text = f"{value:.4g}"
-    elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
-        items = list(value.tolist() if hasattr(value, "tolist") else value)
-        shown = ", ".join(f"{x:.4f}" if isinstance(x, float) else str(x) for x in items[:3])
-        text = f"[{shown}{', ...' if len(items) > 3 else ''}]" + (f" ({len(items)} values)" if len(items) > 3 else "")
+    """A sample value in a Markdown table cell: one line, at most MAX_CELL characters, escaped."""
+    if hasattr(value, "tolist"):  # numpy arrays and tensors, e.g. a teacher embedding as label
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        shown = ", ".join(format(x, ".4f") if isinstance(x, float) else str(x) for x in value[:3])
+        text = f"[{shown}, ...] ({len(value)} values)" if len(value) > 3 else f"[{shown}]"
     else:
-        text = str(value)
+        text = format(value, ".4g") if isinstance(value, float) else str(value)
     text = " ".join(text.split())
-    if len(text) > MAX_CELL:
-        text = text[:MAX_CELL].rstrip() + "..."
+    text = text[:MAX_CELL].rstrip() + "..." if len(text) > MAX_CELL else text
     return html.escape(text).replace("|", "&#124;")
 
 
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} seconds"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} minutes ({seconds:.0f} s)"
-    return f"{seconds / 3600:.2f} hours ({seconds:.0f} s)"
+    scaled = f"{seconds / 60:.1f} minutes" if seconds < 3600 else f"{seconds / 3600:.2f} hours"
+    return f"{scaled} ({seconds:.0f} s)"
 
 
 # --------------------------------------------------------------------------- a little YAML writer
 
-_YAML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
-
 
 def _yaml(value: Mapping[str, Any] | Sequence[Any], indent: int = 0) -> str:
-    """Block-style YAML for nested dicts/lists of plain values (keys are ours; every string is quoted)."""
+    """Block-style YAML for nested dicts/lists of plain values (keys are ours; strings are quoted)."""
     pad, lines = " " * indent, []
     if isinstance(value, Mapping):
         for key, item in value.items():
@@ -507,8 +437,7 @@ def _yaml(value: Mapping[str, Any] | Sequence[Any], indent: int = 0) -> str:
             else:
                 lines.append(f"{pad}{key}: {_yaml_scalar(item)}")
         return "\n".join(lines)
-    for item in value:
-        # a nested block's first line goes on the dash's line
+    for item in value:  # a nested block's first line goes on the dash's line
         lines.append(pad + "- " + (_yaml(item, indent + 2)[indent + 2:] if _nested(item) else _yaml_scalar(item)))
     return "\n".join(lines)
 
@@ -518,28 +447,18 @@ def _nested(value: Any) -> bool:
 
 
 def _yaml_scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
         x = float(value)
-        if math.isnan(x):
-            return ".nan"
-        if math.isinf(x):
-            return ".inf" if x > 0 else "-.inf"
-        text = repr(x)
-        # YAML 1.1 (PyYAML) reads "1e-05" as a string: it wants a dot and a signed exponent.
-        mantissa, _, exponent = text.partition("e")
-        if exponent and "." not in mantissa:
-            text = f"{mantissa}.0e{exponent}"
-        return text
-    if isinstance(value, Mapping):
-        return "{}"
-    if isinstance(value, (list, tuple)):
-        return "[]"
-    # JSON strings are YAML double-quoted strings; escape what YAML does not allow raw.
-    text = json.dumps(str(value), ensure_ascii=False)
-    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        if not math.isfinite(x):
+            return ".nan" if math.isnan(x) else (".inf" if x > 0 else "-.inf")
+        # PyYAML (YAML 1.1) reads "1e-05" as a string: a float needs a dot and a signed exponent.
+        mantissa, e, exponent = repr(x).partition("e")
+        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else repr(x)
+    if isinstance(value, (Mapping, list, tuple)):
+        return "{}" if isinstance(value, Mapping) else "[]"
+    # A JSON string is a YAML double-quoted string once the characters YAML forbids are escaped.
+    return YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(str(value), ensure_ascii=False))
