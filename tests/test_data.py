@@ -295,6 +295,7 @@ def test_hub_used_when_online(monkeypatch: pytest.MonkeyPatch, no_data: None) ->
         return Dataset.from_dict({"sentence1": ["a"], "sentence2": ["b"], "score": [0.25], "extra": [1]})
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.setattr(sources, "hub_reachable", lambda timeout=3.0: True)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     ds = load_stsb("dev")
@@ -311,6 +312,7 @@ def test_hub_failure_falls_through(monkeypatch: pytest.MonkeyPatch, no_data: Non
         raise ConnectionError("no route to host")
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.setattr(sources, "hub_reachable", lambda timeout=3.0: True)
     monkeypatch.setattr(datasets, "load_dataset", broken)
     with pytest.warns(UserWarning) as record:
