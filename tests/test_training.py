@@ -1,0 +1,270 @@
+"""The training loop: events, learning, stop, resume after SIGKILL, NaN handling, run files."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig
+
+from workbench import build_model, load_model
+from workbench.data import load_caption_pairs, load_stsb
+from workbench.evaluation import STSEvaluator
+from workbench.losses import MultipleNegativesRankingLoss
+from workbench.training import (
+    Done,
+    Eval,
+    RunHistory,
+    Started,
+    Step,
+    TrainConfig,
+    Trainer,
+    TrainingError,
+    list_runs,
+)
+from workbench.training.batching import TokenizedData
+
+
+def _tiny(minilm_path: Path, seed: int = 0):
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    return build_model(cfg, tokenizer=minilm_path, dense=16, normalize=True, max_seq_length=32, seed=seed, device="cpu")
+
+
+def _pairs(n: int = 200) -> dict[str, list[str]]:
+    # Distinct made-up pairs: row i's positive shares its two key words.
+    nouns = ["cat", "dog", "car", "tree", "house", "river", "bird", "phone", "chair", "cloud"]
+    verbs = ["runs", "sleeps", "waits", "shines", "falls", "moves", "sings", "turns"]
+    anchors, positives = [], []
+    for i in range(n):
+        noun, verb = nouns[i % len(nouns)], verbs[(i // len(nouns)) % len(verbs)]
+        anchors.append(f"the {noun} {verb} number {i}")
+        positives.append(f"a {noun} that {verb}, item {i}")
+    return {"anchor": anchors, "positive": positives}
+
+
+def test_short_training_lowers_loss_and_raises_sts(minilm_path, stsb_dir, tmp_path):
+    """The acceptance test of the loop, read entirely from the event stream."""
+    torch.manual_seed(0)
+    model = build_model(minilm_path, keep_layers=[0, 5], dense=256, normalize=True, max_seq_length=48, seed=0, device="cpu")
+    data = load_caption_pairs("train", path=stsb_dir.parent).select(range(1280))
+    evaluator = STSEvaluator.from_dataset(load_stsb("dev", path=stsb_dir.parent).select(range(300)), name="sts-dev")
+    events = []
+    cfg = TrainConfig(lr=5e-5, batch_size=32, max_steps=30, eval_every=15, log_every=5, seed=0)
+    Trainer(model, MultipleNegativesRankingLoss(model), cfg, data, evaluator, run_dir=tmp_path / "run",
+            callbacks=[events.append]).fit()
+
+    steps = [e for e in events if isinstance(e, Step)]
+    evals = [e for e in events if isinstance(e, Eval)]
+    assert isinstance(events[0], Started) and isinstance(events[-1], Done) and events[-1].reason == "completed"
+    assert [e.step for e in steps] == [5, 10, 15, 20, 25, 30]
+    assert [e.step for e in evals] == [0, 15, 30]
+    assert np.mean([s.loss for s in steps[-2:]]) < 0.8 * steps[0].loss
+    sts = [e.metrics["sts-dev_spearman_cosine"] for e in evals]
+    assert sts[-1] > sts[0] + 0.005, sts
+    # the run directory replays to the same curves
+    replay = RunHistory.from_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert replay.losses == [s.loss for s in steps]
+    assert replay.metric("sts-dev_spearman_cosine")[1] == pytest.approx(sts)
+    saved = load_model(tmp_path / "run" / "model", device="cpu")
+    again = evaluator(saved)["sts-dev_spearman_cosine"]
+    assert again == pytest.approx(max(sts), abs=1e-6)  # best model kept
+
+
+def test_schedule_warmup_then_linear_decay(minilm_path):
+    model = _tiny(minilm_path)
+    events = []
+    cfg = TrainConfig(lr=1e-3, batch_size=20, max_steps=10, warmup_ratio=0.2, log_every=1, eval_at_start=False)
+    Trainer(model, MultipleNegativesRankingLoss(model), cfg, _pairs(), callbacks=[events.append]).fit()
+    lrs = [e.lr for e in events if isinstance(e, Step)]
+    # lr after step s: warmup over 2 steps, then linear to 0 at step 10 (the HF/sentence-transformers schedule)
+    expected = [1e-3 * min(s / 2, (10 - s) / 8) for s in range(1, 11)]
+    assert lrs == pytest.approx(expected)
+
+
+def test_stop_from_another_thread_keeps_what_was_learned(minilm_path, tmp_path):
+    model = _tiny(minilm_path)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = None
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, Step) and event.step == 4:
+            threading.Thread(target=trainer.stop).start()
+
+    trainer = Trainer(model, MultipleNegativesRankingLoss(model),
+                      TrainConfig(lr=1e-3, batch_size=10, max_steps=100, log_every=1, eval_at_start=False),
+                      _pairs(), run_dir=tmp_path / "run", callbacks=[on_event])
+    trainer.fit()
+    done = events[-1]
+    assert isinstance(done, Done) and done.reason == "stopped"
+    assert 4 <= done.step <= 6
+    changed = any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert changed
+    saved = load_model(done.model_path, device="cpu")
+    assert np.allclose(saved.encode(["a cat"]), model.encode(["a cat"]), atol=1e-6)
+
+
+def test_non_finite_loss_stops_with_clear_error_and_keeps_checkpoint(minilm_path, tmp_path):
+    model = _tiny(minilm_path)
+    inner = MultipleNegativesRankingLoss(model)
+
+    class PoisonedLoss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+            self.model = model
+
+        def forward(self, features, labels=None):
+            self.calls += 1
+            inner.model = self.model
+            value = inner(features, labels)
+            return value * float("nan") if self.calls == 6 else value
+
+    events = []
+    cfg = TrainConfig(lr=1e-3, batch_size=10, max_steps=20, log_every=1, checkpoint_every=3, eval_at_start=False)
+    trainer = Trainer(model, PoisonedLoss(), cfg, _pairs(), run_dir=tmp_path / "run", callbacks=[events.append])
+    with pytest.raises(TrainingError, match=r"non-finite .* at step 6.*learning rate"):
+        trainer.fit()
+    done = events[-1]
+    assert isinstance(done, Done) and done.reason == "failed" and "step 6" in done.error
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert ckpts == ["step-0000003", "step-0000005"]
+    restored = load_model(tmp_path / "run" / "checkpoints" / "step-0000005" / "model", device="cpu")
+    for p in restored.parameters():
+        assert torch.isfinite(p).all()
+    assert np.allclose(restored.encode(["a dog"]), model.encode(["a dog"]), atol=1e-6)
+
+
+def test_batches_have_no_duplicate_texts(minilm_path):
+    model = _tiny(minilm_path)
+    pairs = _pairs(60)
+    pairs["anchor"][10] = pairs["anchor"][11] = pairs["anchor"][12] = "the same sentence"
+    pairs["positive"][20] = pairs["anchor"][0]
+    data = TokenizedData(pairs, model.tokenizer, 32)
+    for epoch in range(3):
+        batches = data.epoch_batches(epoch, 16, seed=1, no_duplicates=True, drop_last=False)
+        assert sorted(r for b in batches for r in b) == list(range(60))
+        for batch in batches:
+            texts = [pairs[c][r] for r in batch for c in ("anchor", "positive")]
+            assert len(texts) == len(set(texts))
+    assert data.epoch_batches(0, 16, 1, True, False) == data.epoch_batches(0, 16, 1, True, False)
+    assert data.epoch_batches(0, 16, 1, True, False) != data.epoch_batches(1, 16, 1, True, False)
+
+
+def test_texts_are_tokenized_once(minilm_path):
+    model = _tiny(minilm_path)
+    real = model.transformer.tokenizer
+    calls = []
+
+    class Counting:
+        def __call__(self, *args, **kwargs):
+            calls.append(len(args[0]))
+            return real(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    model.transformer.tokenizer = Counting()
+    try:
+        Trainer(model, MultipleNegativesRankingLoss(model),
+                TrainConfig(batch_size=50, epochs=3, eval_at_start=False), _pairs(100)).fit()
+    finally:
+        model.transformer.tokenizer = real
+    assert calls == [100, 100]  # one call per text column, for 3 epochs (12 steps)
+
+
+def test_bad_training_data_is_named(minilm_path):
+    model = _tiny(minilm_path)
+    loss = MultipleNegativesRankingLoss(model)
+    with pytest.raises(ValueError, match="differ in length"):
+        Trainer(model, loss, TrainConfig(), {"anchor": ["a", "b"], "positive": ["c"]}).fit()
+    with pytest.raises(TypeError, match="column 'positive' row 1 is int"):
+        Trainer(model, loss, TrainConfig(), {"anchor": ["a", "b"], "positive": ["c", 5]}).fit()
+    with pytest.raises(ValueError, match="invalid TrainConfig: lr must be > 0"):
+        TrainConfig(lr=0)
+
+
+def test_run_directory_and_listing(minilm_path, tmp_path):
+    model = _tiny(minilm_path)
+    cfg = TrainConfig(lr=1e-3, batch_size=20, max_steps=6, log_every=2, checkpoint_every=2, eval_at_start=False)
+    Trainer(model, MultipleNegativesRankingLoss(model, scale=10.0), cfg, _pairs(), run_dir=tmp_path / "runs" / "a",
+            run_info={"recipe": "unit"}).fit()
+    config = json.loads((tmp_path / "runs" / "a" / "config.json").read_text())
+    assert config["train"]["max_steps"] == 6 and config["loss"]["params"]["scale"] == 10.0 and config["recipe"] == "unit"
+    assert not (tmp_path / "runs" / "a" / "checkpoints").exists()  # a completed run needs no checkpoints
+    runs = list_runs(tmp_path / "runs")
+    assert [r.name for r in runs] == ["a"] and runs[0].status == "completed"
+    assert runs[0].history.steps == [2, 4, 6]
+
+
+RESUME_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from transformers import BertConfig
+    from workbench import build_model
+    from workbench.losses import MultipleNegativesRankingLoss
+    from workbench.training import Checkpoint, TrainConfig, Trainer
+
+    run_dir, kill_at, resume, tok = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    model = build_model(cfg, tokenizer=tok, dense=16, normalize=True, max_seq_length=32, seed=0, device="cpu")
+    nouns = ["cat", "dog", "car", "tree", "house", "river", "bird", "phone", "chair", "cloud"]
+    data = {"anchor": [f"the {nouns[i % 10]} number {i}" for i in range(120)],
+            "positive": [f"a {nouns[i % 10]} item {i}" for i in range(120)]}
+    scores = {"anchor": data["anchor"][:40], "positive": data["positive"][:40]}
+
+    class Evaluator:
+        primary_metric = "mean_pos_cos"
+        def __call__(self, model):
+            import numpy as np
+            a, b = model.encode(scores["anchor"]), model.encode(scores["positive"])
+            return {"mean_pos_cos": float((a * b).sum(1).mean())}
+
+    def killer(event):
+        if kill_at and isinstance(event, Checkpoint) and event.step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    train = TrainConfig(lr=1e-3, batch_size=16, epochs=3, eval_every=4, log_every=2, checkpoint_every=3, seed=3)
+    Trainer(model, MultipleNegativesRankingLoss(model), train, data, Evaluator(), run_dir=run_dir,
+            callbacks=[killer]).fit(resume=resume)
+    """
+)
+
+
+@pytest.mark.parametrize("kill_at", [6, 12])
+def test_resume_after_sigkill_matches_uninterrupted_run(minilm_path, tmp_path, kill_at):
+    script = tmp_path / "train.py"
+    script.write_text(RESUME_SCRIPT)
+
+    def run(run_dir, kill, resume):
+        return subprocess.run([sys.executable, str(script), str(run_dir), str(kill), "1" if resume else "0", str(minilm_path)],
+                              capture_output=True, text=True, timeout=300)
+
+    full = run(tmp_path / "full", 0, False)
+    assert full.returncode == 0, full.stderr[-2000:]
+    killed = run(tmp_path / "killed", kill_at, False)
+    assert killed.returncode == -9  # SIGKILL
+    assert not (tmp_path / "killed" / "model").exists()
+    resumed = run(tmp_path / "killed", 0, True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    a = RunHistory.from_jsonl(tmp_path / "full" / "metrics.jsonl")
+    b = RunHistory.from_jsonl(tmp_path / "killed" / "metrics.jsonl")
+    assert a.steps == b.steps
+    assert np.allclose(a.losses, b.losses, atol=1e-4)
+    ma, mb = a.metric("mean_pos_cos"), b.metric("mean_pos_cos")
+    assert ma[0] == mb[0] and np.allclose(ma[1], mb[1], atol=1e-4)
+    wa = load_model(tmp_path / "full" / "model", device="cpu").state_dict()
+    wb = load_model(tmp_path / "killed" / "model", device="cpu").state_dict()
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-4
+    assert a.done.reason == b.done.reason == "completed"
+    assert math.isclose(a.done.best_value, b.done.best_value, abs_tol=1e-4)

@@ -1,0 +1,153 @@
+"""Events the training loop emits, and a history that any consumer can fill from them.
+
+The notebook curves, the CLI log line, ``metrics.jsonl`` and the tests all consume the same
+stream of small frozen records of plain numbers; none of them ever sees the trainer itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+
+@dataclass(frozen=True)
+class Started:
+    """The run is about to take its first step (``start_step`` > 0 when resuming)."""
+
+    total_steps: int
+    examples: int
+    batch_size: int
+    start_step: int = 0
+    run_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """Training progress, averaged over the last ``log_every`` steps."""
+
+    step: int
+    epoch: float
+    loss: float
+    lr: float
+    examples_per_s: float
+    elapsed_s: float
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class Eval:
+    """An evaluation: flat metrics, the primary one and whether it is the best so far."""
+
+    step: int
+    epoch: float
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    primary: str | None = None
+    value: float | None = None
+    is_best: bool = False
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The run ended: ``reason`` is completed, stopped, interrupted or failed."""
+
+    step: int
+    reason: str
+    elapsed_s: float
+    best_step: int | None = None
+    best_value: float | None = None
+    model_path: str | None = None
+    error: str | None = None
+
+
+Event = Union[Started, Step, Eval, Checkpoint, Done]
+EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Started, Step, Eval, Checkpoint, Done)}
+
+
+def to_json(event: Event) -> str:
+    """One JSON line; non-finite floats become null so every line stays valid JSON."""
+    data = {"event": type(event).__name__, **asdict(event)}
+    return json.dumps(_finite(data), sort_keys=False)
+
+
+def from_json(line: str) -> Event:
+    data = json.loads(line)
+    cls = EVENT_TYPES[data.pop("event")]
+    return cls(**data)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    return obj
+
+
+class RunHistory:
+    """Curves of one run, filled from events (live, or replayed from ``metrics.jsonl``).
+
+    Example:
+        >>> h = RunHistory()
+        >>> h.on_event(Step(step=10, epoch=0.1, loss=2.0, lr=1e-5, examples_per_s=100.0, elapsed_s=1.0, total_steps=100))
+        >>> h.steps, h.losses
+        ([10], [2.0])
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.lrs: list[float] = []
+        self.examples_per_s: list[float] = []
+        self.evals: list[Eval] = []
+        self.total_steps: int | None = None
+        self.done: Done | None = None
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.total_steps = event.total_steps
+        elif isinstance(event, Step):
+            self.steps.append(event.step)
+            self.losses.append(event.loss)
+            self.lrs.append(event.lr)
+            self.examples_per_s.append(event.examples_per_s)
+            self.total_steps = event.total_steps
+        elif isinstance(event, Eval):
+            self.evals.append(event)
+        elif isinstance(event, Done):
+            self.done = event
+
+    __call__ = on_event
+
+    def metric(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of one evaluation metric, e.g. ``sts-dev_spearman_cosine``."""
+        pairs = [(e.step, e.metrics[key]) for e in self.evals if key in e.metrics and e.metrics[key] is not None]
+        return [s for s, _ in pairs], [v for _, v in pairs]
+
+    @property
+    def primary(self) -> str | None:
+        return next((e.primary for e in reversed(self.evals) if e.primary), None)
+
+    def best(self) -> Eval | None:
+        scored = [e for e in self.evals if e.value is not None]
+        return max(scored, key=lambda e: e.value) if scored else None
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path) -> RunHistory:
+        """Replay a ``metrics.jsonl``; a torn last line (a crash mid-write) is skipped."""
+        history = cls()
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            try:
+                history.on_event(from_json(line))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return history

@@ -1,0 +1,366 @@
+"""One plain training loop that emits events.
+
+Read it top to bottom: tokenize once, plan the batches, then for each step pad a batch, compute
+the loss, check it is finite, step AdamW under a warmup/decay schedule, and at fixed points
+emit ``Step``/``Eval``/``Checkpoint`` events. Mixed precision and several GPUs come from
+``accelerate``; only the main process writes files and emits events.
+
+Example:
+    >>> events = []                                                              # doctest: +SKIP
+    >>> Trainer(model, loss, TrainConfig(max_steps=50), data, evaluator,
+    ...         callbacks=[events.append]).fit()                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.training.batching import TokenizedData
+from workbench.training.config import TrainConfig
+from workbench.training.events import Checkpoint, Done, Eval, Event, Started, Step
+from workbench.training.runs import RunDir
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, out of memory); the message says what to do."""
+
+
+class Trainer:
+    """Trains an embedding model with a loss module on rows of texts.
+
+    Args:
+        model: the ``EmbeddingModel`` to train (changed in place).
+        loss: a loss module from ``workbench.losses`` holding the same model.
+        config: the hyper-parameters.
+        train_data: rows with text columns (and a ``label``/``score`` column where the loss needs one).
+        evaluator: called with the model every ``eval_every`` steps; returns flat metrics and has
+            ``primary_metric`` (e.g. STS-B dev). ``None`` trains without evaluation.
+        run_dir: where ``config.json``, ``metrics.jsonl``, checkpoints and the final model go;
+            ``None`` writes nothing.
+        callbacks: functions receiving every event.
+        run_info: extra facts for ``config.json`` and the model card (recipe, data, base model).
+        card: a function ``(model, history, trainer) -> str`` writing the final model card.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        loss: torch.nn.Module,
+        config: TrainConfig,
+        train_data: Any,
+        evaluator: Callable[[Any], dict[str, float]] | None = None,
+        run_dir: str | Path | None = None,
+        callbacks: Sequence[Callable[[Event], None]] = (),
+        run_info: dict[str, Any] | None = None,
+        card: Callable[..., str] | None = None,
+    ):
+        self.model = model
+        self.loss = loss
+        self.config = config
+        self.train_data = train_data
+        self.evaluator = evaluator
+        self.run = RunDir(run_dir) if run_dir is not None else None
+        self.callbacks = list(callbacks)
+        self.run_info = dict(run_info or {})
+        self.card = card
+        self._stop = threading.Event()
+        self._failed_callbacks: set[int] = set()
+        self.best_value: float | None = None
+        self.best_step: int | None = None
+        self.step = 0
+
+    # ----- control ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """End the run after the current step, keeping what was learned. Safe from any thread."""
+        self._stop.set()
+
+    def _emit(self, event: Event) -> None:
+        if self.run is not None:
+            self.run.log(event)
+        for cb in self.callbacks:
+            try:
+                cb(event)
+            except Exception as err:  # a broken plot must not end a long run
+                if id(cb) not in self._failed_callbacks:
+                    self._failed_callbacks.add(id(cb))
+                    warnings.warn(f"training callback {cb!r} failed and is ignored from now on: {err!r}", stacklevel=2)
+
+    # ----- the loop ----------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> Any:
+        """Train; returns the model (with the best weights when ``keep_best``).
+
+        Args:
+            resume: continue from the latest checkpoint in ``run_dir``.
+        """
+        from accelerate import Accelerator
+
+        cfg = self.config
+        _seed_everything(cfg.seed)
+        device = self.model.device
+        acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=device.type == "cpu")
+        data = TokenizedData(self.train_data, self.model.tokenizer, self.model.max_seq_length)
+        plan = _Plan(data, cfg)
+        total = plan.total_steps
+        warmup = math.ceil(total * cfg.warmup_ratio)
+
+        optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _linear_schedule(s, warmup, total))
+        model, optimizer = acc.prepare(self.model, optimizer)
+        self.loss.model = model  # the loss embeds through the (possibly wrapped) model
+        main = acc.is_main_process
+
+        start = 0
+        if resume:
+            if self.run is None:
+                raise ValueError("resume=True needs a run_dir holding checkpoints")
+            start = self._restore(acc, optimizer, scheduler)
+        elif self.run is not None and main:
+            self.run.start({"train": cfg.to_dict(), "loss": _loss_config(self.loss), **self.run_info})
+        self.step = start
+
+        if main:
+            self._emit(Started(total_steps=total, examples=len(data), batch_size=cfg.batch_size, start_step=start,
+                               run_dir=str(self.run.path) if self.run else None))
+        t0 = time.perf_counter()
+        window_loss, window_n, window_examples, window_t = 0.0, 0, 0, time.perf_counter()
+        reason = "completed"
+        try:
+            if start == 0 and cfg.eval_at_start:
+                self._evaluate(acc, 0, plan)
+            model.train()
+            for step in range(start + 1, total + 1):
+                rows = plan.rows(step, acc.process_index, acc.num_processes)
+                features, labels = data.batch(rows, acc.device)
+                loss = self.loss(features, labels)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingError(self._nan_message(step, scheduler.get_last_lr()[0]))
+                acc.backward(loss)
+                if cfg.max_grad_norm > 0:
+                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                self.step = step
+                window_loss += value
+                window_n += 1
+                window_examples += len(rows) * acc.num_processes
+
+                if main and (step % max(cfg.log_every, 1) == 0 or step == total):
+                    now = time.perf_counter()
+                    self._emit(Step(step=step, epoch=plan.epoch_of(step), loss=window_loss / window_n,
+                                    lr=scheduler.get_last_lr()[0], examples_per_s=window_examples / max(now - window_t, 1e-9),
+                                    elapsed_s=now - t0, total_steps=total))
+                    window_loss, window_n, window_examples, window_t = 0.0, 0, 0, time.perf_counter()
+                if cfg.eval_every and step % cfg.eval_every == 0 and step != total:
+                    self._evaluate(acc, step, plan)
+                    model.train()
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
+                    self._checkpoint(acc, optimizer, scheduler, step)
+                if self._stop.is_set():
+                    reason = "stopped"
+                    break
+        except TrainingError as err:
+            if self.run is not None:
+                self._checkpoint(acc, optimizer, scheduler, self.step)  # the weights before the bad step
+            if main:
+                self._emit(Done(step=self.step, reason="failed", elapsed_s=time.perf_counter() - t0,
+                                best_step=self.best_step, best_value=self.best_value, error=str(err)))
+            raise
+        except KeyboardInterrupt:
+            if self.run is not None:
+                self._checkpoint(acc, optimizer, scheduler, self.step)
+            if main:
+                self._emit(Done(step=self.step, reason="interrupted", elapsed_s=time.perf_counter() - t0,
+                                best_step=self.best_step, best_value=self.best_value))
+            raise
+
+        model.eval()
+        last_eval = self._last_eval_step
+        if self.evaluator is not None and last_eval != self.step:
+            self._evaluate(acc, self.step, plan)
+        acc.wait_for_everyone()
+        self.model = acc.unwrap_model(model)
+        self.loss.model = self.model
+        if cfg.keep_best and self.run is not None and self.best_step is not None and self.best_step != self._final_eval_step:
+            self._load_weights(self.run.best_path)
+        model_path = None
+        if self.run is not None and main:
+            model_path = str(self._save_final())
+            self.run.clear_checkpoints()
+        if main:
+            self._emit(Done(step=self.step, reason=reason, elapsed_s=time.perf_counter() - t0,
+                            best_step=self.best_step, best_value=self.best_value, model_path=model_path))
+        return self.model
+
+    # ----- evaluation, checkpoints -----------------------------------------------------------
+    _last_eval_step: int | None = None
+    _final_eval_step: int | None = None
+
+    def _evaluate(self, acc: Any, step: int, plan: _Plan) -> None:
+        if self.evaluator is None:
+            return
+        self._last_eval_step = step
+        self._final_eval_step = step
+        if not acc.is_main_process:
+            acc.wait_for_everyone()
+            return
+        metrics = {k: float(v) for k, v in self.evaluator(acc.unwrap_model(self.model)).items()}
+        primary = getattr(self.evaluator, "primary_metric", None)
+        value = metrics.get(primary) if primary else None
+        is_best = value is not None and math.isfinite(value) and (self.best_value is None or value > self.best_value)
+        if is_best:
+            self.best_value, self.best_step = value, step
+            if self.run is not None and self.config.keep_best:
+                acc.unwrap_model(self.model).save(self.run.best_path)
+        self._emit(Eval(step=step, epoch=plan.epoch_of(step), metrics=metrics, primary=primary, value=value, is_best=is_best))
+        acc.wait_for_everyone()
+
+    def _checkpoint(self, acc: Any, optimizer: Any, scheduler: Any, step: int) -> None:
+        if self.run is None or not acc.is_main_process:
+            return
+        state = {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(),
+            "best_value": self.best_value,
+            "best_step": self.best_step,
+            "last_eval_step": self._last_eval_step,
+        }
+        path = self.run.save_checkpoint(step, acc.unwrap_model(self.model), state, self.config.keep_checkpoints)
+        self._emit(Checkpoint(step=step, path=str(path)))
+
+    def _restore(self, acc: Any, optimizer: Any, scheduler: Any) -> int:
+        found = self.run.latest_checkpoint()
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint to resume from in {self.run.path / 'checkpoints'}")
+        model_dir, state = found
+        self._load_weights(model_dir)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        self.best_value, self.best_step = state["best_value"], state["best_step"]
+        self._last_eval_step = self._final_eval_step = state.get("last_eval_step")
+        if acc.is_main_process:
+            self.run.truncate_log(state["step"])
+        return int(state["step"])
+
+    def _load_weights(self, folder: Path) -> None:
+        from workbench.models import load_model
+
+        saved = load_model(folder, device="cpu")
+        target = self.model.module if hasattr(self.model, "module") else self.model
+        target.load_state_dict(saved.state_dict())
+
+    def _save_final(self) -> Path:
+        card = None
+        if self.card is not None:
+            from workbench.training.events import RunHistory
+
+            card = self.card(self.model, RunHistory.from_jsonl(self.run.metrics_path), self)
+        return self.model.save(self.run.model_path, card=card)
+
+    def _nan_message(self, step: int, lr: float) -> str:
+        last = self.run.latest_checkpoint_path() if self.run is not None else None
+        where = f"; the last good checkpoint is {last}" if last else ""
+        return (
+            f"the loss became non-finite (NaN or inf) at step {step} (learning rate {lr:.3g}); the weights before this "
+            f"step are kept{where}. Try a lower learning rate, a longer warmup, or mixed_precision='bf16' instead of 'fp16'."
+        )
+
+
+class _Plan:
+    """Which rows each step trains on, fixed in advance by the seed (so resuming replays them)."""
+
+    def __init__(self, data: TokenizedData, cfg: TrainConfig):
+        self.data, self.cfg = data, cfg
+        self._epochs: list[list[list[int]]] = []
+        per_epoch = len(self._epoch(0))
+        if per_epoch == 0:
+            raise ValueError(f"no full batch of {cfg.batch_size} rows in {len(data)} training rows (drop_last=True)")
+        self.total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * per_epoch
+        self.per_epoch = per_epoch
+
+    def _epoch(self, e: int) -> list[list[int]]:
+        while len(self._epochs) <= e:
+            n = len(self._epochs)
+            self._epochs.append(self.data.epoch_batches(n, self.cfg.batch_size, self.cfg.seed, self.cfg.no_duplicates, self.cfg.drop_last))
+        return self._epochs[e]
+
+    def _locate(self, step: int) -> tuple[int, int]:
+        e, i = 0, step - 1
+        while i >= len(self._epoch(e)):
+            i -= len(self._epoch(e))
+            e += 1
+        return e, i
+
+    def rows(self, step: int, rank: int = 0, world: int = 1) -> list[int]:
+        e, i = self._locate(step)
+        batch = self._epoch(e)[i]
+        return batch[rank::world] if world > 1 else batch
+
+    def epoch_of(self, step: int) -> float:
+        if step == 0:
+            return 0.0
+        e, i = self._locate(step)
+        return round(e + (i + 1) / len(self._epoch(e)), 4)
+
+
+def _linear_schedule(step: int, warmup: int, total: int) -> float:
+    """Linear warmup from 0, then linear decay to 0 (the schedule sentence-transformers' trainer uses)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _loss_config(loss: Any) -> dict[str, Any]:
+    return loss.config() if hasattr(loss, "config") else {"name": type(loss).__name__}
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # Plain lists and tensors only, so the checkpoint loads with torch.load(weights_only=True).
+    state = {
+        "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,151 @@
+"""The run directory: what a run leaves on disk, written so that a crash never breaks it.
+
+    runs/NAME/
+      config.json        # training config, loss, data and model facts
+      metrics.jsonl      # every event, one JSON line each (replay with RunHistory.from_jsonl)
+      checkpoints/step-000120/{model/, trainer_state.pt}   # resumable
+      best/              # the best model so far (by the primary metric)
+      model/             # the final model with its card
+
+Every file and folder is written aside and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.training.events import Event, RunHistory, to_json
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file aside and rename it into place: readers see the old or the new file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    """Files of one run. Only the main process writes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.best_path = self.path / "best"
+        self.model_path = self.path / "model"
+        self.checkpoints = self.path / "checkpoints"
+
+    def start(self, config: dict[str, Any]) -> None:
+        """Begin a fresh run here (an earlier run's log and checkpoints are replaced)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path / "config.json", json.dumps(config, indent=2, default=str) + "\n")
+        atomic_write_text(self.metrics_path, "")
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+    def log(self, event: Event) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as fh:
+            fh.write(to_json(event) + "\n")
+
+    def truncate_log(self, step: int) -> None:
+        """Forget events after ``step`` (a resumed run replays them)."""
+        if not self.metrics_path.exists():
+            return
+        keep = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by the crash
+            if record.get("event") == "Done":
+                continue
+            if record.get("event") == "Started" or record.get("step", 0) <= step:
+                keep.append(line)
+        atomic_write_text(self.metrics_path, "".join(k + "\n" for k in keep))
+
+    def save_checkpoint(self, step: int, model: Any, state: dict[str, Any], keep: int) -> Path:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        final = self.checkpoints / f"step-{step:07d}"
+        tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:07d}.", dir=self.checkpoints))
+        try:
+            model.save(tmp / "model", card="")
+            torch.save(state, tmp / "trainer_state.pt")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for old in self._checkpoint_dirs()[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def _checkpoint_dirs(self) -> list[Path]:
+        if not self.checkpoints.is_dir():
+            return []
+        return sorted(p for p in self.checkpoints.iterdir() if p.is_dir() and p.name.startswith("step-"))
+
+    def latest_checkpoint_path(self) -> Path | None:
+        dirs = self._checkpoint_dirs()
+        return dirs[-1] if dirs else None
+
+    def latest_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest complete checkpoint (half-written ones never carry the final name)."""
+        for path in reversed(self._checkpoint_dirs()):
+            try:
+                state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)
+            except (OSError, RuntimeError, EOFError):
+                continue
+            return path / "model", state
+        return None
+
+    def clear_checkpoints(self) -> None:
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run found on disk: its settings, its curves and how it ended."""
+
+    path: Path
+    config: dict[str, Any]
+    history: RunHistory
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        done = self.history.done
+        return done.reason if done is not None else "unfinished"
+
+
+def list_runs(root: str | Path = "runs") -> list[RunInfo]:
+    """Every run under ``root`` (folders with a config.json), oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for path in sorted(p for p in root.iterdir() if (p / "config.json").is_file()):
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            continue
+        history = RunHistory.from_jsonl(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else RunHistory()
+        runs.append(RunInfo(path, config, history))
+    return sorted(runs, key=lambda r: (r.path / "config.json").stat().st_mtime)
