@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Done:
     error: str | None = None
 
 
-Event = Union[Started, Step, Eval, Checkpoint, Done]
+Event = Started | Step | Eval | Checkpoint | Done
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Started, Step, Eval, Checkpoint, Done)}
 
 
