@@ -112,8 +112,35 @@ class EmbeddingModel(nn.Module):
         """Padded, truncated tensors for a batch of texts."""
         return self.transformer.tokenize(texts)
 
+    # Rows per forward chunk when a large batch is split by length (see ``forward``).
+    bucket_rows: int = 64
+
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Tokenized features -> sentence embeddings ``(batch, dim)``; gradients flow when enabled."""
+        """Tokenized features -> sentence embeddings ``(batch, dim)``; gradients flow when enabled.
+
+        A large batch of mixed lengths (a training batch of 256 random pairs, say) is run in
+        chunks of ``bucket_rows`` rows sorted by length, each cut to its own longest row, and
+        put back in order. Masked positions never influence the result, so this equals one
+        padded forward up to float noise, while skipping most of the padding's compute.
+        """
+        mask = features["attention_mask"]
+        n = mask.shape[0]
+        if n <= self.bucket_rows or mask.dim() != 2 or getattr(self.tokenizer, "padding_side", "right") != "right":
+            return self._forward_chain(features)
+        lengths = mask.sum(dim=1)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        outs = []
+        for rows in order.split(self.bucket_rows):
+            width = int(lengths[rows].max())
+            outs.append(self._forward_chain({
+                k: v[rows, :width] if torch.is_tensor(v) and v.dim() == 2 and v.shape[0] == n else v
+                for k, v in features.items()
+            }))
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(n, device=order.device)
+        return torch.cat(outs)[inverse]
+
+    def _forward_chain(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         feats = dict(features)
         for module in self.layers:
             feats = module(feats)
