@@ -235,3 +235,26 @@ def test_save_is_atomic(tiny_dense, tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a good folder loads without complaint
         load_model(path, device="cpu")
+
+
+def test_length_bucketed_forward_equals_one_padded_forward(minilm_path):
+    """Large training batches run in length-sorted chunks; values and gradients must not change."""
+    model = build_model(minilm_path, keep_layers=[0, 5], dense=32, normalize=True, seed=0, device="cpu").eval()
+    texts = [("word " * (1 + (i * 7) % 40)).strip() + f" {i}" for i in range(150)]
+    feats = model.tokenize(texts)
+    assert model.bucket_rows < len(texts)
+    chunked = model(feats)
+    model.bucket_rows = 10**9
+    try:
+        whole = model(feats)
+    finally:
+        del model.bucket_rows  # back to the class default
+    assert torch.abs(chunked - whole).max() <= 1e-5
+    grads = []
+    for rows in (64, 10**9):
+        model.bucket_rows = rows
+        model.zero_grad()
+        (model(feats) * torch.linspace(-1, 1, 32)).sum().backward()
+        grads.append(model.layers[2].linear.weight.grad.clone())
+    del model.bucket_rows
+    assert torch.allclose(grads[0], grads[1], atol=1e-4)
