@@ -268,3 +268,22 @@ def test_resume_after_sigkill_matches_uninterrupted_run(minilm_path, tmp_path, k
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-4
     assert a.done.reason == b.done.reason == "completed"
     assert math.isclose(a.done.best_value, b.done.best_value, abs_tol=1e-4)
+
+
+def test_several_datasets_share_one_run(minilm_path):
+    """Pairs and triplets train together; each batch comes from one set, in proportion to size."""
+    model = _tiny(minilm_path)
+    pairs = _pairs(120)
+    triplets = {"anchor": [f"x {i}" for i in range(40)], "positive": [f"y {i}" for i in range(40)],
+                "negative": [f"z {i}" for i in range(40)]}
+    seen = []
+
+    class Spy(MultipleNegativesRankingLoss):
+        def forward(self, features, labels=None):
+            seen.append((len(features), features[0]["input_ids"].shape[0]))
+            return super().forward(features, labels)
+
+    Trainer(model, Spy(model), TrainConfig(batch_size=20, epochs=2, eval_at_start=False),
+            {"pairs": pairs, "triplets": triplets}).fit()
+    assert sorted(seen) == sorted([(2, 20)] * 12 + [(3, 20)] * 4)  # 2 epochs x (6 pair + 2 triplet batches)
+    assert seen[:8] != [(2, 20)] * 6 + [(3, 20)] * 2  # interleaved, not one set after the other

@@ -108,7 +108,8 @@ class Trainer:
         _seed_everything(cfg.seed)
         device = self.model.device
         acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=device.type == "cpu")
-        data = TokenizedData(self.train_data, self.model.tokenizer, self.model.max_seq_length)
+        datasets = _named_datasets(self.train_data)
+        data = [TokenizedData(d, self.model.tokenizer, self.model.max_seq_length) for d in datasets.values()]
         plan = _Plan(data, cfg)
         total = plan.total_steps
         warmup = math.ceil(total * cfg.warmup_ratio)
@@ -129,7 +130,7 @@ class Trainer:
         self.step = start
 
         if main:
-            self._emit(Started(total_steps=total, examples=len(data), batch_size=cfg.batch_size, start_step=start,
+            self._emit(Started(total_steps=total, examples=sum(len(d) for d in data), batch_size=cfg.batch_size, start_step=start,
                                run_dir=str(self.run.path) if self.run else None))
         t0 = time.perf_counter()
         window_loss, window_n, window_examples, window_t = 0.0, 0, 0, time.perf_counter()
@@ -139,8 +140,8 @@ class Trainer:
                 self._evaluate(acc, 0, plan)
             model.train()
             for step in range(start + 1, total + 1):
-                rows = plan.rows(step, acc.process_index, acc.num_processes)
-                features, labels = data.batch(rows, acc.device)
+                source, rows = plan.rows(step, acc.process_index, acc.num_processes)
+                features, labels = data[source].batch(rows, acc.device)
                 loss = self.loss(features, labels)
                 value = float(loss.detach())
                 if not math.isfinite(value):
@@ -281,21 +282,31 @@ class Trainer:
 
 
 class _Plan:
-    """Which rows each step trains on, fixed in advance by the seed (so resuming replays them)."""
+    """Which rows each step trains on, fixed in advance by the seed (so resuming replays them).
 
-    def __init__(self, data: TokenizedData, cfg: TrainConfig):
+    With several data sets, an epoch is one pass over all of them; each batch comes from one
+    data set (its columns may differ from the others'), and the batches of all sets are
+    shuffled together, so each set is seen in proportion to its size.
+    """
+
+    def __init__(self, data: list[TokenizedData], cfg: TrainConfig):
         self.data, self.cfg = data, cfg
-        self._epochs: list[list[list[int]]] = []
+        self._epochs: list[list[tuple[int, list[int]]]] = []
         per_epoch = len(self._epoch(0))
         if per_epoch == 0:
-            raise ValueError(f"no full batch of {cfg.batch_size} rows in {len(data)} training rows (drop_last=True)")
+            raise ValueError(f"no full batch of {cfg.batch_size} rows in the training data (drop_last=True)")
         self.total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * per_epoch
         self.per_epoch = per_epoch
 
-    def _epoch(self, e: int) -> list[list[int]]:
+    def _epoch(self, e: int) -> list[tuple[int, list[int]]]:
         while len(self._epochs) <= e:
-            n = len(self._epochs)
-            self._epochs.append(self.data.epoch_batches(n, self.cfg.batch_size, self.cfg.seed, self.cfg.no_duplicates, self.cfg.drop_last))
+            n, c = len(self._epochs), self.cfg
+            batches = [(i, b) for i, d in enumerate(self.data)
+                       for b in d.epoch_batches(n, c.batch_size, c.seed + 7919 * i, c.no_duplicates, c.drop_last)]
+            if len(self.data) > 1:
+                gen = torch.Generator().manual_seed(c.seed * 100_003 + n + 1)
+                batches = [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
+            self._epochs.append(batches)
         return self._epochs[e]
 
     def _locate(self, step: int) -> tuple[int, int]:
@@ -305,16 +316,32 @@ class _Plan:
             e += 1
         return e, i
 
-    def rows(self, step: int, rank: int = 0, world: int = 1) -> list[int]:
+    def rows(self, step: int, rank: int = 0, world: int = 1) -> tuple[int, list[int]]:
+        """(data set index, rows) of a step; with several processes each takes its share of the batch."""
         e, i = self._locate(step)
-        batch = self._epoch(e)[i]
-        return batch[rank::world] if world > 1 else batch
+        source, batch = self._epoch(e)[i]
+        return source, (batch[rank::world] if world > 1 else batch)
 
     def epoch_of(self, step: int) -> float:
         if step == 0:
             return 0.0
         e, i = self._locate(step)
         return round(e + (i + 1) / len(self._epoch(e)), 4)
+
+
+def _named_datasets(train_data: Any) -> dict[str, Any]:
+    """One data set, or several as ``{name: data}`` (e.g. caption pairs and NLI triplets).
+
+    A dict whose values are data sets (a ``datasets.Dataset``, a dict of columns or a list of
+    row dicts) holds several; any other dict is one data set's columns.
+    """
+
+    def is_dataset(v: Any) -> bool:
+        return hasattr(v, "column_names") or isinstance(v, dict) or (isinstance(v, list) and bool(v) and isinstance(v[0], dict))
+
+    if isinstance(train_data, dict) and train_data and all(is_dataset(v) for v in train_data.values()):
+        return dict(train_data)
+    return {"train": train_data}
 
 
 def _linear_schedule(step: int, warmup: int, total: int) -> float:
