@@ -94,6 +94,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from workbench.recipes import load_recipe, recipe_summary, run_recipe
+    from workbench.training.events import format_event
+
+    recipe = load_recipe(args.recipe, args.set or ())
+    wanted = "distill" if args.command == "distill" else "train"
+    if recipe.kind != wanted:
+        raise ValueError(f"{recipe.path} is a {recipe.kind} recipe: run it with `workbench {recipe.kind}`")
+    print(recipe_summary(recipe))
+    result = run_recipe(recipe, run_dir=args.run_dir, callbacks=[lambda e: print(format_event(e), flush=True)],
+                        resume=args.resume, device=args.device)
+    table = {k: v for k, v in result.metrics.items() if k.startswith(("sts-dev", "sts-test", "mse"))}
+    if table:
+        from workbench.evaluation import format_metrics
+
+        print(format_metrics(table))
+    print(f"run folder: {result.run_dir}\nmodel: {result.model_path} (its README.md is the model card)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="A workbench for sentence embeddings.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None)
     ev.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     ev.set_defaults(func=cmd_eval)
+
+    for name, text in (("train", "train a model from a recipe (e.g. recipes/offline-b-mnrl-minilm.toml)"),
+                       ("distill", "distill a student from a teacher with a recipe (e.g. recipes/offline-a-distill.toml)")):
+        tr = sub.add_parser(name, help=text)
+        tr.add_argument("recipe", help="a recipe file or the name of one in recipes/")
+        tr.add_argument("--run-dir", default=None, help="where the run goes (default: runs/NAME-TIMESTAMP)")
+        tr.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override a recipe value, e.g. --set train.max_steps=100 (repeatable)")
+        tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+        tr.add_argument("--device", default=None)
+        tr.set_defaults(func=cmd_train)
     return parser
 
 
@@ -128,10 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     from workbench.data import DataError
     from workbench.models import ModelNotFoundError
+    from workbench.training import TrainingError
 
     try:
         return args.func(args)
-    except (DataError, ModelNotFoundError, FileNotFoundError, ValueError, TypeError) as err:
+    except (DataError, ModelNotFoundError, FileNotFoundError, ValueError, TypeError, TrainingError) as err:
         print(f"workbench {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

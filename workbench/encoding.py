@@ -130,7 +130,7 @@ def encode_texts(
     amp_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     if precision != "fp32" and dev.type != "cuda":
         warnings.warn(f"precision={precision!r} applies on a CUDA GPU only; encoding in fp32 on {dev.type}", stacklevel=3)
-    show = progress if progress is not None else n >= 64 * batch_size
+    show = progress if progress is not None else n >= 256 * batch_size  # only work that takes a while
     bar = tqdm(total=n, desc="encode", unit="text", disable=not show, leave=False)
     bs = batch_size
     try:

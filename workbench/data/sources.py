@@ -186,8 +186,12 @@ def from_hub(name: str, load: Callable[[], Dataset]) -> Dataset | None:
         says why), so the caller falls through to the next source.
     """
     if not hub_enabled():
-        logger.debug("%s: hub skipped (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set)", name)
-        return None
+        # Offline, the datasets library still reads what the local hub cache holds.
+        try:
+            return load()
+        except Exception as exc:
+            logger.debug("%s: not in the local hub cache (offline): %s", name, exc)
+            return None
     if not hub_reachable():
         logger.info("%s: the hub cannot be reached; skipping it", name)
         return None

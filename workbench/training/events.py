@@ -151,3 +151,37 @@ class RunHistory:
             except (ValueError, KeyError, TypeError):
                 continue
         return history
+
+
+def format_event(event: Event) -> str:
+    """One human-readable log line per event (what the CLI prints)."""
+    if isinstance(event, Started):
+        resumed = f", resuming at step {event.start_step}" if event.start_step else ""
+        where = f" -> {event.run_dir}" if event.run_dir else ""
+        return f"training: {event.total_steps} steps, {event.examples} examples, batch {event.batch_size}{resumed}{where}"
+    if isinstance(event, Step):
+        left = (event.total_steps - event.step) * event.elapsed_s / max(event.step, 1)
+        return (f"step {event.step:>6}/{event.total_steps} | epoch {event.epoch:.2f} | loss {event.loss:.4f} | "
+                f"lr {event.lr:.2e} | {event.examples_per_s:,.0f} ex/s | {_duration(event.elapsed_s)} elapsed, ~{_duration(left)} left")
+    if isinstance(event, Eval):
+        if event.primary and event.value is not None:
+            best = "  (best so far)" if event.is_best else ""
+            return f"eval step {event.step:>6} | {event.primary} {event.value:.4f}{best}"
+        return f"eval step {event.step:>6} | " + ", ".join(f"{k} {v:.4f}" for k, v in event.metrics.items())
+    if isinstance(event, Checkpoint):
+        return f"checkpoint step {event.step} -> {event.path}"
+    if isinstance(event, Done):
+        best = f"; best {event.best_value:.4f} at step {event.best_step}" if event.best_value is not None else ""
+        saved = f"; model saved to {event.model_path}" if event.model_path else ""
+        error = f": {event.error}" if event.error else ""
+        return f"done ({event.reason}{error}) after {event.step} steps in {_duration(event.elapsed_s)}{best}{saved}"
+    return repr(event)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -75,6 +75,7 @@ class Trainer:
         self.card = card
         self._stop = threading.Event()
         self._failed_callbacks: set[int] = set()
+        self.final_metrics: dict[str, float] = {}  # the last evaluation (plus what the card writer adds)
         self.best_value: float | None = None
         self.best_step: int | None = None
         self.step = 0
@@ -224,6 +225,7 @@ class Trainer:
             self.best_value, self.best_step = value, step
             if self.run is not None and self.config.keep_best:
                 acc.unwrap_model(self.model).save(self.run.best_path)
+        self.final_metrics = dict(metrics)
         self._emit(Eval(step=step, epoch=plan.epoch_of(step), metrics=metrics, primary=primary, value=value, is_best=is_best))
         acc.wait_for_everyone()
 

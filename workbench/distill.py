@@ -1,0 +1,480 @@
+"""Distillation: teacher embeddings as labels, PCA when the student is narrower, and students.
+
+The recipe (seed A): encode the training sentences with the teacher once, train the student
+with MSE towards those embeddings. When the student's embedding is narrower than the teacher's,
+a PCA of teacher embeddings is appended to the *teacher* as a ``Dense(bias=False)`` layer, as
+sentence-transformers does, so the labels are the reduced teacher embeddings.
+
+Teacher embeddings are cached on disk, keyed by the teacher's weights and the exact texts, so a
+second run (or a notebook cell run again) does not encode the corpus again.
+
+Example:
+    >>> from workbench import load_model                                       # doctest: +SKIP
+    >>> from workbench.training import TrainConfig                             # doctest: +SKIP
+    >>> teacher = load_model("all-MiniLM-L6-v2")                               # doctest: +SKIP
+    >>> student = make_student(teacher, keep_layers=[0, 3, 5])                 # doctest: +SKIP
+    >>> student, trainer = distill(teacher, student, sentences, TrainConfig(lr=1e-4),
+    ...                            eval_sentences=held_out, sts_dev=load_stsb("dev"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from workbench.models import Dense, EmbeddingModel, Normalize, Pooling, build_model, load_model, pick_device
+from workbench.training.runs import atomic_write_text
+
+CACHE_ENV = "WORKBENCH_CACHE"
+BERT_TINY = {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 2, "intermediate_size": 512}
+_KEY_VERSION = b"workbench-teacher-embeddings-v1"
+
+
+# ----- teacher embeddings, cached ----------------------------------------------------------------
+def default_cache_dir() -> Path:
+    """``$WORKBENCH_CACHE`` if set, else ``~/.cache/workbench/teacher``."""
+    value = os.environ.get(CACHE_ENV)
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "workbench" / "teacher"
+
+
+def teacher_fingerprint(teacher: EmbeddingModel) -> str:
+    """A sha256 of everything that decides the teacher's embeddings.
+
+    Covers the module chain (transformer shape, pooling modes, an appended PCA Dense,
+    Normalize), truncation length, prompts, the tokenizer and every weight tensor's bytes. The
+    folder the teacher came from is not part of it: the same weights loaded from two places
+    share one cache entry, and weights changed in memory get a new one.
+    """
+    h = hashlib.sha256(repr(teacher).encode())
+    for module in teacher.layers:
+        settings = module.config() if isinstance(module, Pooling) else {
+            k: getattr(module, k) for k in ("max_seq_length", "do_lower_case", "bias") if hasattr(module, k)
+        }
+        h.update(json.dumps([type(module).__name__, settings], sort_keys=True, default=str).encode())
+    h.update(json.dumps([teacher.prompts, teacher.default_prompt_name], sort_keys=True).encode())
+    tok = teacher.tokenizer
+    backend = getattr(tok, "backend_tokenizer", None)
+    h.update(backend.to_str().encode() if backend is not None else json.dumps(sorted(tok.get_vocab().items())).encode())
+    for name, tensor in teacher.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def cache_key(teacher: EmbeddingModel, sentences: Sequence[str]) -> str:
+    """sha256 over the teacher's fingerprint and the exact texts, in order."""
+    h = hashlib.sha256(_KEY_VERSION)
+    h.update(teacher_fingerprint(teacher).encode())
+    h.update(len(sentences).to_bytes(8, "little"))
+    for text in sentences:
+        data = text.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little"))  # length-prefixed: ["ab", "c"] != ["a", "bc"]
+        h.update(data)
+    return h.hexdigest()
+
+
+def teacher_embeddings(
+    teacher: EmbeddingModel | str | os.PathLike[str],
+    sentences: Sequence[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 64,
+    progress: bool | None = None,
+    chunk_size: int = 4096,
+) -> np.ndarray:
+    """The teacher's embeddings of ``sentences``, computed once and then read from disk.
+
+    The array is streamed chunk by chunk into a memory-mapped ``.npy`` beside its final name
+    (memory stays bounded), with the number of finished rows recorded after each chunk: an
+    interrupted computation resumes where it stopped. When done, a sidecar ``.json`` records
+    the shape and a sha256 of the data, and the file is renamed into place. A cache file whose
+    shape or checksum does not match is recomputed, never trusted.
+
+    Args:
+        teacher: the teacher model (or a name/folder to load).
+        sentences: the texts, in order.
+        cache_dir: where cache files go; :func:`default_cache_dir` by default.
+        batch_size: texts per forward pass.
+        progress: show a progress bar; by default when there is more than one chunk.
+        chunk_size: texts encoded (and written, and resumable) at a time.
+
+    Returns:
+        A float32 array of shape ``(len(sentences), teacher.dim)``.
+    """
+    model = _as_model(teacher)
+    texts = _texts(sentences)
+    n, dim = len(texts), model.dim
+    if n == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    key = cache_key(model, texts)
+    final, meta = folder / f"{key}.npy", folder / f"{key}.json"
+    cached = _read_cache(final, meta, (n, dim))
+    if cached is not None:
+        return cached
+
+    partial, done_file = folder / f"{key}.partial.npy", folder / f"{key}.partial.json"
+    start, out = 0, None
+    if partial.is_file() and done_file.is_file():
+        try:
+            out = np.lib.format.open_memmap(partial, mode="r+")
+            start = int(json.loads(done_file.read_text())["done"])
+            if out.shape != (n, dim) or out.dtype != np.float32 or not 0 <= start <= n:
+                out, start = None, 0
+        except (OSError, ValueError, KeyError, TypeError):
+            out, start = None, 0
+    if out is None:
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, dim))  # (n, dim) on disk
+    from tqdm.auto import tqdm
+
+    show = progress if progress is not None else n > chunk_size
+    with tqdm(total=n, initial=start, desc="teacher", unit="text", disable=not show, leave=False) as bar:
+        for a in range(start, n, chunk_size):
+            b = min(a + chunk_size, n)
+            emb = np.asarray(model.encode(texts[a:b], batch_size=batch_size, progress=False), dtype=np.float32)
+            if emb.shape != (b - a, dim):
+                raise ValueError(f"the teacher returned shape {emb.shape} for {b - a} texts; expected ({b - a}, {dim})")
+            out[a:b] = emb  # (chunk, dim)
+            out.flush()
+            atomic_write_text(done_file, json.dumps({"done": b}))
+            bar.update(b - a)
+    digest = _digest(out)
+    del out
+    record = {"shape": [n, dim], "dtype": "float32", "sha256": digest, "teacher": model.source, "texts": n}
+    atomic_write_text(meta, json.dumps(record, indent=2) + "\n")  # meta first: a lone .npy is never trusted
+    os.replace(partial, final)
+    done_file.unlink(missing_ok=True)
+    return np.load(final)
+
+
+def _read_cache(path: Path, meta_path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The cached array, or ``None`` when missing or not matching its record (with a warning)."""
+    if not path.is_file() or not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        arr = np.load(path, allow_pickle=False)
+        ok = arr.shape == shape and list(shape) == meta["shape"] and arr.dtype == np.float32 and _digest(arr) == meta["sha256"]
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        ok = False
+    if not ok:
+        warnings.warn(f"teacher cache {path} is corrupt or truncated; recomputing it", UserWarning, stacklevel=3)
+        return None
+    return arr
+
+
+def _digest(arr: np.ndarray, rows: int = 8192) -> str:
+    """sha256 of a C-contiguous array's bytes, read ``rows`` at a time (bounded memory for a memmap)."""
+    h = hashlib.sha256()
+    for a in range(0, arr.shape[0], rows):
+        h.update(np.ascontiguousarray(arr[a : a + rows]))
+    return h.hexdigest()
+
+
+# ----- PCA on the teacher ----------------------------------------------------------------------
+def fit_pca(embeddings: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """PCA by SVD of the centered matrix, in float64.
+
+    The components are the top right singular vectors. Sign convention: each component's
+    entry of largest magnitude is positive (the one scikit-learn >= 1.5 uses), so the result
+    does not depend on the LAPACK build.
+
+    Args:
+        embeddings: the samples, shape ``(n, dim)``.
+        n_components: how many components (at most ``min(n, dim)``).
+
+    Returns:
+        ``(components, explained_variance_ratio)``: float32 ``(n_components, dim)`` and
+        float64 ``(n_components,)``.
+    """
+    x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)  # (n, dim)
+    if x.ndim != 2:
+        raise ValueError(f"PCA needs a 2-D (n, dim) array; got shape {tuple(x.shape)}")
+    n, dim = x.shape
+    if not 1 <= n_components <= min(n, dim):
+        raise ValueError(f"n_components={n_components} must be in 1..min(n={n}, dim={dim}); fit on more sentences")
+    _, s, vh = torch.linalg.svd(x - x.mean(dim=0), full_matrices=False)  # s (r,), vh (r, dim)
+    comps = vh[:n_components]  # (k, dim)
+    pivot = comps.gather(1, comps.abs().argmax(dim=1, keepdim=True))  # (k, 1)
+    comps = comps * torch.where(pivot < 0, -1.0, 1.0)
+    var = s**2
+    ratio = (var[:n_components] / var.sum()).numpy()
+    return comps.to(torch.float32).numpy(), ratio
+
+
+def append_pca(teacher: EmbeddingModel, components: np.ndarray) -> EmbeddingModel:
+    """The teacher followed by ``Dense(dim -> k, bias=False, identity)`` with the PCA components.
+
+    The PCA mean is not subtracted (as in sentence-transformers). The teacher's modules are
+    shared, not copied: the result is for producing labels, not for training.
+    """
+    comps = torch.as_tensor(np.asarray(components), dtype=torch.float32)  # (k, dim)
+    if comps.ndim != 2 or comps.shape[1] != teacher.dim:
+        raise ValueError(f"components of shape {tuple(comps.shape)} do not fit a teacher of dim {teacher.dim}")
+    dense = Dense(teacher.dim, comps.shape[0], activation=None, bias=False)
+    with torch.no_grad():
+        dense.linear.weight.copy_(comps)
+    reduced = EmbeddingModel([*teacher.layers, dense], prompts=teacher.prompts,
+                             default_prompt_name=teacher.default_prompt_name, similarity_fn_name=teacher.similarity_fn_name)
+    reduced.source = teacher.source
+    return reduced.to(teacher.device).eval()
+
+
+def reduce_teacher(
+    teacher: EmbeddingModel | str | os.PathLike[str],
+    dim: int,
+    sentences: Sequence[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 64,
+) -> EmbeddingModel:
+    """Fit a PCA to ``dim`` components on the teacher's embeddings of ``sentences`` and append it.
+
+    Args:
+        teacher: the teacher (or a name/folder to load).
+        dim: the student's embedding size.
+        sentences: the sample to fit on (sentence-transformers uses ~40k; at least ``dim``).
+        cache_dir: cache for the teacher embeddings.
+        batch_size: texts per forward pass.
+
+    Returns:
+        The teacher with the PCA ``Dense`` appended (the input teacher is not changed).
+    """
+    model = _as_model(teacher)
+    if dim >= model.dim:
+        raise ValueError(f"PCA reduces: dim={dim} must be below the teacher's {model.dim}")
+    components, _ = fit_pca(teacher_embeddings(model, sentences, cache_dir, batch_size), dim)
+    return append_pca(model, components)
+
+
+# ----- students --------------------------------------------------------------------------------
+def make_student(
+    teacher_or_path: EmbeddingModel | str | os.PathLike[str] | None = None,
+    keep_layers: Sequence[int] | None = None,
+    fresh_config: dict[str, Any] | Any | None = None,
+    base: str | os.PathLike[str] | None = None,
+    dense: int | None = None,
+    normalize: bool | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> EmbeddingModel:
+    """A student model, in one of three ways.
+
+    (a) a copy of the teacher with only ``keep_layers`` of its transformer (its pooling, Dense
+    and Normalize kept); the copy shares no parameter with the teacher. (b) ``fresh_config``: a
+    randomly initialised BERT with the teacher's tokenizer, bert-tiny shaped by default
+    (:data:`BERT_TINY`; a dict overrides those settings, or pass a ``transformers`` config), and
+    the teacher's pooling. (c) ``base``: any model name or folder's transformer, mean pooling
+    (``keep_layers`` applies to it too).
+
+    Args:
+        teacher_or_path: the teacher, or its name/folder (not needed with ``base``).
+        keep_layers: transformer layers to keep, e.g. ``[0, 3, 5]``.
+        fresh_config: ``{}`` for bert-tiny, a dict of ``BertConfig`` settings, or a config.
+        base: a model name/folder to start from instead of the teacher.
+        dense: add ``Dense(dim -> dense, tanh)`` (before a Normalize, if there is one).
+        normalize: ``True``/``False`` adds/removes a final Normalize; ``None`` keeps the
+            teacher's for (a) and adds none for (b) and (c).
+        seed: seeds every new random weight (the global RNG is left as it was).
+        device: where to put the student; the teacher's device by default.
+
+    Returns:
+        The student.
+    """
+    if fresh_config is not None and (base is not None or keep_layers is not None):
+        raise ValueError("fresh_config builds a new transformer: do not combine it with base= or keep_layers=")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if base is not None:
+            student = build_model(base, keep_layers=list(keep_layers) if keep_layers is not None else None,
+                                  device=device)
+        else:
+            if teacher_or_path is None:
+                raise ValueError("make_student needs a teacher (or base=)")
+            teacher = _as_model(teacher_or_path)
+            device = device if device is not None else teacher.device
+            if fresh_config is not None:
+                config = _fresh_config(fresh_config, teacher.tokenizer, teacher.max_seq_length)
+                pooling = next((m.modes for m in teacher.layers if isinstance(m, Pooling)), "mean")
+                student = build_model(config, pooling=pooling, tokenizer=teacher.tokenizer,
+                                      max_seq_length=teacher.max_seq_length, device=device)
+            else:
+                student = copy.deepcopy(teacher)  # own parameters: training it never moves the teacher
+                if keep_layers is not None:
+                    student.transformer.keep_layers(list(keep_layers))
+        modules = list(student.layers)
+        tail = [modules.pop()] if isinstance(modules[-1], Normalize) else []
+        if dense is not None:
+            modules.append(Dense(modules[-1].dim, dense, "tanh"))
+        if normalize is True or (normalize is None and tail):
+            tail = tail or [Normalize()]
+        elif normalize is False:
+            tail = []
+        result = EmbeddingModel(modules + tail, prompts=student.prompts, default_prompt_name=student.default_prompt_name,
+                                similarity_fn_name=student.similarity_fn_name)
+    result.source = student.source
+    return result.to(pick_device(device)).train(False)
+
+
+def _fresh_config(spec: dict[str, Any] | Any, tokenizer: Any, max_seq_length: int) -> Any:
+    if hasattr(spec, "model_type") and hasattr(spec, "to_dict"):
+        return spec
+    from transformers import BertConfig
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    settings = {**BERT_TINY, "vocab_size": len(tokenizer), "pad_token_id": pad,
+                "max_position_embeddings": max(512, int(max_seq_length))}
+    settings.update(dict(spec))
+    return BertConfig(**settings)
+
+
+# ----- the entry point -------------------------------------------------------------------------
+class CombinedEvaluator:
+    """Several evaluators as one: their metric dicts merged, one primary metric.
+
+    Args:
+        *evaluators: callables ``encoder -> dict[str, float]`` (keys must not collide).
+        primary: the primary metric key; the first evaluator's ``primary_metric`` by default.
+
+    Example:
+        >>> ev = CombinedEvaluator(lambda m: {"a_x": 1.0}, lambda m: {"b_y": 2.0}, primary="b_y")
+        >>> ev(None), ev.primary_metric
+        ({'a_x': 1.0, 'b_y': 2.0}, 'b_y')
+    """
+
+    def __init__(self, *evaluators: Callable[[Any], dict[str, float]], primary: str | None = None):
+        if not evaluators:
+            raise ValueError("CombinedEvaluator needs at least one evaluator")
+        self.evaluators = evaluators
+        primary = primary or getattr(evaluators[0], "primary_metric", None)
+        if primary is None:
+            raise ValueError("name the primary metric: primary=... (the first evaluator has no primary_metric)")
+        self.primary_metric: str = primary
+
+    def __call__(self, encoder: Any) -> dict[str, float]:
+        merged: dict[str, float] = {}
+        for ev in self.evaluators:
+            metrics = ev(encoder)
+            clash = sorted(merged.keys() & metrics.keys())
+            if clash:
+                raise ValueError(f"evaluators report the same metrics {clash}; give them different names")
+            merged.update(metrics)
+        if self.primary_metric not in merged:
+            raise ValueError(f"primary metric {self.primary_metric!r} is not among {sorted(merged)}")
+        return merged
+
+    def __repr__(self) -> str:
+        return f"CombinedEvaluator({', '.join(map(repr, self.evaluators))}, primary={self.primary_metric!r})"
+
+
+def distill(
+    teacher: EmbeddingModel | str | os.PathLike[str],
+    student: EmbeddingModel,
+    sentences: Sequence[str] | Any,
+    config: Any,
+    eval_sentences: Sequence[str] | Any | None = None,
+    sts_dev: Any = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Callable[[Any], None]] = (),
+    cache_dir: str | os.PathLike[str] | None = None,
+    pca_sentences: int = 40_000,
+    batch_size: int = 64,
+) -> tuple[EmbeddingModel, Any]:
+    """Train ``student`` to reproduce the (PCA-reduced, if narrower) teacher's embeddings.
+
+    Teacher embeddings of the training and held-out sentences are computed once (cached). When
+    the student is narrower, PCA is fitted on a seeded sample of up to ``pca_sentences`` of the
+    training embeddings and the labels are those embeddings times the components, which is
+    what the reduced teacher outputs. Progress comes through ``callbacks`` as training events.
+
+    Args:
+        teacher: the teacher model (or a name/folder).
+        student: the model to train (changed in place); see :func:`make_student`.
+        sentences: training texts (a list, or a dataset with a ``sentence`` column).
+        config: a :class:`~workbench.training.TrainConfig` (seed A: lr 1e-4, batch 64).
+        eval_sentences: held-out texts for ``mse_negative_mse``.
+        sts_dev: STS-B dev pairs (``sentence1, sentence2, score``) for ``sts-dev_spearman_cosine``,
+            the primary metric when given.
+        run_dir: the run folder (config, metrics, checkpoints, final model); ``None`` writes nothing.
+        callbacks: functions receiving every training event.
+        cache_dir: cache for teacher embeddings (:func:`default_cache_dir` by default).
+        pca_sentences: at most this many training sentences to fit the PCA on.
+        batch_size: texts per teacher forward pass.
+
+    Returns:
+        ``(student, trainer)``: the trained student (best weights when ``config.keep_best``) and
+        the trainer, whose ``best_value``/``best_step`` tell how it went.
+    """
+    from workbench.evaluation import MSEEvaluator, STSEvaluator
+    from workbench.losses import MSELoss
+    from workbench.training import Trainer
+
+    model = _as_model(teacher)
+    if student.dim > model.dim:
+        raise ValueError(f"the student's embedding ({student.dim}) is wider than the teacher's ({model.dim}); "
+                         f"MSE distillation needs student dim <= teacher dim: add or shrink a Dense layer")
+    texts = _texts(sentences)
+    held = _texts(eval_sentences) if eval_sentences is not None else []
+    labels = teacher_embeddings(model, texts, cache_dir, batch_size)  # (n, teacher_dim)
+    held_labels = teacher_embeddings(model, held, cache_dir, batch_size) if held else None  # (m, teacher_dim)
+    pca_info = None
+    if student.dim < model.dim:
+        k = min(pca_sentences, len(texts))
+        rows = np.sort(np.random.default_rng(config.seed).choice(len(texts), size=k, replace=False))
+        components, ratio = fit_pca(labels[rows], student.dim)  # (student_dim, teacher_dim)
+        model = append_pca(model, components)
+        labels = labels @ components.T  # (n, student_dim): what the reduced teacher outputs
+        held_labels = held_labels @ components.T if held_labels is not None else None
+        pca_info = {"n_components": student.dim, "fit_sentences": k,
+                    "explained_variance": float(ratio.sum()), "mean_subtracted": False}
+
+    evaluators = []
+    if sts_dev is not None:
+        evaluators.append(STSEvaluator.from_dataset(sts_dev, name="sts-dev"))
+    if held_labels is not None:
+        evaluators.append(MSEEvaluator(held, teacher_embeddings=held_labels, name="mse"))
+    evaluator = CombinedEvaluator(*evaluators) if evaluators else None
+    run_info = {
+        "recipe": "distillation",
+        "teacher": {"source": model.source, "dim": model.dim, "architecture": repr(model)},
+        "student": {"source": student.source, "dim": student.dim, "architecture": repr(student)},
+        "pca": pca_info,
+        "data": {"train_sentences": len(texts), "eval_sentences": len(held),
+                 "sts_dev_pairs": len(sts_dev) if sts_dev is not None else 0},
+    }
+    trainer = Trainer(student, MSELoss(student), config, {"sentence": texts, "label": labels}, evaluator,
+                      run_dir, callbacks, run_info=run_info)
+    return trainer.fit(), trainer
+
+
+# ----- helpers ---------------------------------------------------------------------------------
+def _as_model(teacher: EmbeddingModel | str | os.PathLike[str]) -> EmbeddingModel:
+    if isinstance(teacher, nn.Module):
+        return teacher  # type: ignore[return-value]
+    return load_model(teacher)
+
+
+def _texts(data: Sequence[str] | Any) -> list[str]:
+    """A list of texts from a list, or from a dataset/dict with a ``sentence`` column."""
+    if isinstance(data, str):
+        raise TypeError("expected a list of sentences, got one string")
+    if hasattr(data, "column_names") or isinstance(data, dict):
+        names = list(data.column_names if hasattr(data, "column_names") else data)
+        if "sentence" not in names and len(names) != 1:
+            raise ValueError(f"no 'sentence' column among {names}")
+        data = data["sentence" if "sentence" in names else names[0]]
+    texts = list(data)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"sentence {i} is {type(text).__name__}, not text")
+    return texts
