@@ -62,14 +62,23 @@ def teacher_fingerprint(teacher: EmbeddingModel) -> str:
         }
         h.update(json.dumps([type(module).__name__, settings], sort_keys=True, default=str).encode())
     h.update(json.dumps([teacher.prompts, teacher.default_prompt_name], sort_keys=True).encode())
-    tok = teacher.tokenizer
-    backend = getattr(tok, "backend_tokenizer", None)
-    h.update(backend.to_str().encode() if backend is not None else json.dumps(sorted(tok.get_vocab().items())).encode())
+    h.update(_tokenizer_fingerprint(teacher.tokenizer).encode())
     for name, tensor in teacher.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
+
+
+def _tokenizer_fingerprint(tok: Any) -> str:
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        return json.dumps(sorted(tok.get_vocab().items()))
+    spec = json.loads(backend.to_str())
+    # Truncation and padding are set on the backend by each call: they are not the tokenizer's identity.
+    spec.pop("truncation", None)
+    spec.pop("padding", None)
+    return json.dumps(spec, sort_keys=True)
 
 
 def cache_key(teacher: EmbeddingModel, sentences: Sequence[str]) -> str:

@@ -149,6 +149,7 @@ def umap(
     seed: int | None = None,
     metric: str = "cosine",
     n_epochs: int | None = None,
+    init: str | np.ndarray = "spectral",
 ) -> np.ndarray:
     """UMAP layout of the rows of ``emb`` from an exact kNN graph.
 
@@ -163,7 +164,11 @@ def umap(
         seed: random seed; a fixed seed makes the layout reproducible (and umap-learn then runs
             single-threaded).
         metric: the metric of the graph (``"cosine"`` or ``"euclidean"``).
-        n_epochs: optimisation epochs; ``None`` lets umap-learn choose (500 below 10,000 points).
+        n_epochs: optimisation epochs; ``None`` lets umap-learn choose (500 below 10,000 points,
+            else 200). Nearly all of a layout's time is these epochs.
+        init: ``"spectral"`` (umap's default), ``"random"``, or an ``(n, dim)`` starting layout,
+            e.g. the previous one when only ``min_dist`` changed: fewer epochs then suffice and
+            the picture does not jump.
 
     Returns:
         A float32 array of shape ``(n, dim)``. With fewer than :data:`MIN_UMAP_POINTS` points,
@@ -202,6 +207,7 @@ def umap(
         metric=metric,
         random_state=seed,
         n_epochs=n_epochs,
+        init=init,
         precomputed_knn=graph,
         n_jobs=1 if seed is not None else -1,
     )
@@ -292,12 +298,19 @@ class Projection:
         return self._pca[dim]
 
     def umap(
-        self, dim: int = 2, n_neighbors: int = 15, min_dist: float = 0.1, seed: int | None = None,
+        self,
+        dim: int = 2,
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        seed: int | None = None,
         n_epochs: int | None = None,
+        init: str | np.ndarray = "spectral",
     ) -> np.ndarray:
         """UMAP view on the cached graph (see :func:`umap` for the arguments)."""
         knn = self.knn(n_neighbors) if self.n >= MIN_UMAP_POINTS else None
-        return umap(self.emb, dim, n_neighbors, min_dist, knn=knn, seed=seed, metric=self.metric, n_epochs=n_epochs)
+        return umap(
+            self.emb, dim, n_neighbors, min_dist, knn=knn, seed=seed, metric=self.metric, n_epochs=n_epochs, init=init
+        )
 
     def neighbors(self, i: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest other points of point ``i``, from the graph.

@@ -301,7 +301,7 @@ def _card_writer(recipe: Recipe, datasets: dict[str, Any]) -> Callable[..., str]
         return model_card(
             model, model_name=recipe.name, base_model=_base_name(recipe), datasets=infos, loss=loss_cfg,
             train_config=recipe.train.to_dict(), default_config=defaults, evaluations=evaluations,
-            primary_metrics=primaries, training_log=log, training_seconds=getattr(history.done, "elapsed_s", None),
+            primary_metrics=primaries, training_log=log, training_seconds=getattr(trainer, "elapsed_s", None),
             hardware=_hardware(),
         )
 

@@ -196,6 +196,7 @@ class Trainer:
         self.loss.model = self.model
         if cfg.keep_best and self.run is not None and self.best_step is not None and self.best_step != self._final_eval_step:
             self._load_weights(self.run.best_path)
+        self.elapsed_s = time.perf_counter() - t0
         model_path = None
         if self.run is not None and main:
             model_path = str(self._save_final())

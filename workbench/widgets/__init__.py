@@ -1,0 +1,20 @@
+"""Notebook widgets over the workbench core: ipywidgets controls and plotly FigureWidgets.
+
+Each widget is displayable as is (its ``widget`` box is what Jupyter shows), exposes its
+controls as attributes (set ``.value``, call ``.click()``) and its figure as ``fig``, and
+keeps callback exceptions in ``errors`` (also shown under the widget).
+
+Example:
+    >>> from workbench import load_model
+    >>> from workbench.widgets import SimilarityHeatmap
+    >>> SimilarityHeatmap(load_model("all-MiniLM-L6-v2"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from workbench.widgets.heatmap import CompareHeatmaps, SimilarityHeatmap
+
+__all__ = [
+    "CompareHeatmaps",
+    "SimilarityHeatmap",
+]

@@ -1,0 +1,178 @@
+"""What every workbench widget shares: an embedding cache per encoder, and error reporting.
+
+* :class:`EmbeddingCache` wraps any encoder (see :func:`workbench.encoding.as_encode_fn`) and
+  encodes each distinct text once, so editing one line of a text box re-encodes one line.
+* :class:`ErrorLog` catches exceptions raised in widget callbacks (trait observers, button
+  clicks, plotly clicks, background threads), keeps them in a list and shows the traceback in
+  an ``ipywidgets.Output``: an error is never lost in the kernel's log.
+* :class:`View` is the base of the widgets: a ``widget`` (the box to display), ``errors``, and
+  notebook display delegated to the box; :func:`html_table` renders their result tables.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import os
+import threading
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+
+from workbench.encoding import as_encode_fn
+
+
+class EmbeddingCache:
+    """Embeddings of texts under one encoder, each distinct text encoded once.
+
+    Args:
+        encoder: a workbench model, a SentenceTransformer or a function ``texts -> array``.
+        max_size: how many texts to remember (least recently used are forgotten first), so
+            every keystroke typed into a text box does not stay in memory forever.
+
+    Attributes:
+        encoded: how many texts have been sent to the encoder so far (for tests).
+
+    Example:
+        >>> cache = EmbeddingCache(lambda texts: [[float(len(t))] for t in texts])
+        >>> cache(["a", "bb"]).tolist(), cache(["bb", "ccc"]).tolist(), cache.encoded
+        ([[1.0], [2.0]], [[2.0], [3.0]], 3)
+    """
+
+    def __init__(self, encoder: Any, max_size: int = 100_000) -> None:
+        self.encode_fn = as_encode_fn(encoder)
+        self.max_size = max_size
+        self.encoded = 0
+        self.dim: int | None = None
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``, shape ``(len(texts), dim)``, float32."""
+        texts = list(texts)
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+            if missing:
+                vectors = self.encode_fn(missing)  # (len(missing), dim)
+                self.encoded += len(missing)
+                self.dim = vectors.shape[1]
+                for text, vec in zip(missing, vectors, strict=True):
+                    self._vectors[text] = vec
+            if not texts:
+                return np.zeros((0, self.dim or 0), dtype=np.float32)
+            out = np.stack([self._vectors[t] for t in texts])
+            for t in texts:
+                self._vectors.move_to_end(t)
+            while len(self._vectors) > max(self.max_size, len(texts)):
+                self._vectors.popitem(last=False)
+            return out
+
+
+def encoder_name(encoder: Any) -> str:
+    """A short display name for an encoder: its ``name``, its folder, or its type/function name."""
+    for attr in ("name", "model_name"):
+        value = getattr(encoder, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    for attr in ("source", "path"):  # a workbench model remembers where it was loaded from
+        value = getattr(encoder, attr, None)
+        if isinstance(value, (str, os.PathLike)) and str(value):
+            return str(value).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    return getattr(encoder, "__name__", None) or type(encoder).__name__
+
+
+def resolve_models(encoder: Any, models: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The named encoders a widget can switch between: ``encoder`` first, then ``models``.
+
+    Raises:
+        ValueError: when neither is given.
+    """
+    out: dict[str, Any] = {}
+    if encoder is not None:
+        out[encoder_name(encoder)] = encoder
+    out.update(models or {})
+    if not out:
+        raise ValueError("give an encoder, or models={'name': encoder, ...}")
+    return out
+
+
+class ErrorLog:
+    """Exceptions from widget callbacks: kept in :attr:`errors`, shown in :attr:`output`.
+
+    The traceback is written with ``Output.append_stderr``, which works from any thread (a
+    ``with output:`` block only captures what runs in the kernel's current cell).
+
+    Example:
+        >>> log = ErrorLog()
+        >>> log.guard(lambda: 1 / 0)()
+        >>> type(log.errors[0]).__name__
+        'ZeroDivisionError'
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+        self.output = widgets.Output()
+
+    def report(self, exc: BaseException, context: str = "") -> None:
+        """Record ``exc`` and show its traceback (replacing the previous one shown)."""
+        self.errors.append(exc)
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.output.outputs = ()
+        self.output.append_stderr((f"{context}: " if context else "") + text)
+
+    def clear(self) -> None:
+        """Forget recorded errors and clear the output area."""
+        self.errors.clear()
+        self.output.outputs = ()
+
+    def guard(self, fn: Callable[..., Any], context: str = "") -> Callable[..., None]:
+        """Wrap a callback so that an exception is reported instead of raised."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> None:
+            try:
+                fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - shown to the user, kept for tests
+                self.report(exc, context or getattr(fn, "__name__", ""))
+
+        return wrapper
+
+
+class View:
+    """Base of the workbench widgets: display the ``widget`` box, collect ``errors``.
+
+    Subclasses set ``self.widget`` (an ipywidgets box holding :attr:`log`'s output).
+    """
+
+    widget: widgets.Widget
+
+    def __init__(self) -> None:
+        self.log = ErrorLog()
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised in this widget's callbacks, oldest first."""
+        return self.log.errors
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
+    """A small HTML table; cells are escaped, floats shown with 4 decimals."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, (float, np.floating)):
+            return f"{value:.4f}"
+        return html.escape(str(value))
+
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='padding:2px 8px'>{cell(v)}</td>" for v in row) + "</tr>" for row in rows
+    )
+    cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

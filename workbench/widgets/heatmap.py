@@ -1,0 +1,293 @@
+"""Similarity heatmaps: sentences × sentences, queries × corpus, and two models side by side.
+
+The numbers drawn are exactly :func:`workbench.similarity.similarity_matrix` of the encoder's
+embeddings; the widgets only cache embeddings (per model and sentence) and draw.
+
+Colour scales are fixed so that two pictures can be compared: cosine always spans [−1, 1].
+The other functions have no natural bound, so their range is taken from the data on screen
+(and the title says so): dot products symmetric around 0, negated distances from the lowest
+value to 0.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from workbench.similarity import SIMILARITY_FUNCTIONS, canonical_fn_name, similarity_matrix
+from workbench.widgets._common import EmbeddingCache, View, encoder_name, resolve_models
+
+EXAMPLE_SENTENCES: tuple[str, ...] = (
+    "A man is playing a guitar.",
+    "Someone is playing an instrument.",
+    "A woman is slicing an onion.",
+    "A person is cutting vegetables.",
+    "The stock market fell sharply today.",
+)
+
+# Above this many cells the values are not written into the cells (they would not fit).
+_MAX_ANNOTATED_CELLS = 400
+_LABEL_CHARS = 32
+
+
+def color_range(fn: str, *matrices: np.ndarray) -> tuple[float, float, str]:
+    """The colour range for similarity scores of function ``fn``.
+
+    Args:
+        fn: a similarity function name.
+        *matrices: the score matrices that share the scale (for the data-based ranges).
+
+    Returns:
+        ``(zmin, zmax, note)``; ``note`` is empty for the fixed cosine range and otherwise says
+        that the range comes from the data shown.
+    """
+    name = canonical_fn_name(fn)
+    if name == "cosine":
+        return -1.0, 1.0, ""
+    values = np.concatenate([np.asarray(m, dtype=np.float64).ravel() for m in matrices]) if matrices else np.zeros(1)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        values = np.zeros(1)
+    if name == "dot":
+        bound = float(np.abs(values).max()) or 1.0
+        return -bound, bound, f"colour range ±{bound:.3g} from the data shown"
+    low = float(values.min())  # negated distances: 0 is identical
+    low = low if low < 0 else -1.0
+    return low, 0.0, f"colour range [{low:.3g}, 0] from the data shown"
+
+
+def _colorscale(fn: str) -> str:
+    # Signed scores get a diverging scale around 0; negated distances a sequential one.
+    return "RdBu_r" if canonical_fn_name(fn) in ("cosine", "dot") else "Viridis"
+
+
+def _short(text: str, n: int = _LABEL_CHARS) -> str:
+    return html.escape(text if len(text) <= n else text[: n - 1] + "…")
+
+
+def _hover_texts(rows: Sequence[str], cols: Sequence[str]) -> list[list[str]]:
+    r = [html.escape(t) for t in rows]
+    c = [html.escape(t) for t in cols]
+    return [[f"{a}<br>{b}" for b in c] for a in r]
+
+
+def _fill(trace: Any, z: np.ndarray, rows: Sequence[str], cols: Sequence[str], fn: str) -> None:
+    """Write a score matrix into a heatmap trace (call inside ``fig.batch_update()``)."""
+    trace.z = z
+    trace.x = list(range(len(cols)))
+    trace.y = list(range(len(rows)))
+    trace.text = _hover_texts(rows, cols)
+    trace.texttemplate = "%{z:.2f}" if z.size <= _MAX_ANNOTATED_CELLS else ""
+    trace.hovertemplate = f"%{{text}}<br>{canonical_fn_name(fn)}: %{{z:.4f}}<extra></extra>"
+
+
+def _ticks(axis: Any, labels: Sequence[str] | None, n: int) -> None:
+    axis.tickmode = "array"
+    axis.tickvals = list(range(n))
+    axis.ticktext = [_short(t) for t in labels] if labels is not None else [str(i) for i in range(n)]
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _textarea(sentences: Sequence[str], placeholder: str) -> widgets.Textarea:
+    return widgets.Textarea(
+        value="\n".join(sentences),
+        placeholder=placeholder,
+        layout=widgets.Layout(width="100%", height="140px"),
+    )
+
+
+class SimilarityHeatmap(View):
+    """Similarity of every sentence with every other (or queries × corpus), live.
+
+    Controls (ipywidgets, drive them by setting ``.value``): ``text`` (one sentence per line;
+    the queries when ``corpus`` is given), ``corpus_text`` (only with ``corpus``), ``fn`` (the
+    similarity function) and ``model`` (only with several models). ``fig`` is the
+    ``plotly.graph_objects.FigureWidget``; its single heatmap's ``z`` is
+    ``similarity_matrix(encode(rows), encode(cols), fn)``. Every change redraws it in place.
+
+    Args:
+        encoder: a workbench model, a SentenceTransformer or a function ``texts -> array``;
+            may be ``None`` when ``models`` is given.
+        sentences: the initial sentences (a few examples when ``None``).
+        fn: similarity function: ``"cosine"``, ``"dot"``, ``"euclidean"`` or ``"manhattan"``.
+        models: more encoders by name, to switch between with the ``model`` dropdown.
+        corpus: turns on query-vs-corpus mode: rows are ``sentences``, columns these.
+
+    Example:
+        >>> import numpy as np
+        >>> encode = lambda texts: np.array([[len(t), t.count("a") + 1.0] for t in texts])
+        >>> w = SimilarityHeatmap(encode, ["a cat", "a dog", "bananas"])
+        >>> w.text.value = "a cat\\nbananas"
+        >>> w.fig.data[0].z.shape
+        (2, 2)
+    """
+
+    def __init__(
+        self,
+        encoder: Any = None,
+        sentences: Sequence[str] | None = None,
+        fn: str = "cosine",
+        models: Mapping[str, Any] | None = None,
+        corpus: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.models = resolve_models(encoder, models)
+        self._caches: dict[str, EmbeddingCache] = {}
+        self.text = _textarea(sentences if sentences is not None else EXAMPLE_SENTENCES, "one sentence per line")
+        self.corpus_text = _textarea(corpus, "corpus: one sentence per line") if corpus is not None else None
+        self.fn = widgets.Dropdown(options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn")
+        names = list(self.models)
+        self.model = widgets.Dropdown(options=names, value=names[0], description="model") if len(names) > 1 else None
+        self.fig = go.FigureWidget(
+            data=[go.Heatmap(z=[[0.0]])],
+            layout=go.Layout(
+                margin=dict(l=10, r=10, t=60, b=10),
+                yaxis=dict(autorange="reversed", automargin=True),
+                xaxis=dict(automargin=True, tickangle=-30),
+            ),
+        )
+        self.z = np.zeros((0, 0))
+        controls = [c for c in (self.fn, self.model) if c is not None]
+        for control in (self.text, self.corpus_text, *controls):
+            if control is not None:
+                control.observe(self.log.guard(self._on_change, "update"), names=["value"])
+        texts = [self.text] if self.corpus_text is None else [self.text, self.corpus_text]
+        self.widget = widgets.VBox([widgets.HBox(controls), widgets.HBox(texts), self.fig, self.log.output])
+        self.log.guard(self.update, "update")()
+
+    @property
+    def model_name(self) -> str:
+        """The name of the encoder in use."""
+        return self.model.value if self.model is not None else next(iter(self.models))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts`` under the current model, through the per-model cache."""
+        name = self.model_name
+        if name not in self._caches:
+            self._caches[name] = EmbeddingCache(self.models[name])
+        return self._caches[name](texts)
+
+    def rows_and_cols(self) -> tuple[list[str], list[str]]:
+        """The sentences on the two axes: (rows, columns)."""
+        rows = _lines(self.text.value)
+        return rows, (_lines(self.corpus_text.value) if self.corpus_text is not None else rows)
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        self.update()
+
+    def update(self) -> None:
+        """Recompute the matrix and redraw the figure in place."""
+        rows, cols = self.rows_and_cols()
+        fn = self.fn.value
+        if rows and cols:
+            a = self.encode(rows)
+            z = similarity_matrix(a, None if self.corpus_text is None else self.encode(cols), fn=fn)
+        else:
+            z = np.zeros((len(rows), len(cols)), dtype=np.float32)
+        zmin, zmax, note = color_range(fn, z)
+        title = f"{fn} similarity · {html.escape(self.model_name)}" + (f"<br><sup>{note}</sup>" if note else "")
+        with self.fig.batch_update():
+            _fill(self.fig.data[0], z, rows, cols, fn)
+            _ticks(self.fig.layout.yaxis, rows, len(rows))
+            _ticks(self.fig.layout.xaxis, cols, len(cols))
+            self.fig.data[0].update(zmin=zmin, zmax=zmax, colorscale=_colorscale(fn))
+            self.fig.layout.title = dict(text=title)
+            self.fig.layout.height = max(320, 120 + 36 * len(rows))
+        self.z = z
+
+
+class CompareHeatmaps(View):
+    """Two encoders' similarity matrices on the same sentences, and their difference.
+
+    Panels: model A, model B (the same fixed colour scale, one colour bar), and A − B on a
+    diverging scale centred at 0 (symmetric range from the data, said in the title). Controls: ``text``, ``fn``.
+
+    Args:
+        encoder_a: the first encoder (e.g. a teacher).
+        encoder_b: the second encoder (e.g. its student); the dims may differ.
+        sentences: the sentences (a few examples when ``None``).
+        labels: the two panel names.
+        fn: similarity function name.
+
+    Example:
+        >>> import numpy as np
+        >>> a = lambda texts: np.array([[len(t), 1.0] for t in texts])
+        >>> b = lambda texts: np.array([[1.0, len(t)] for t in texts])
+        >>> w = CompareHeatmaps(a, b, ["x", "yy", "zzz"])
+        >>> np.allclose(w.fig.data[2].z, w.fig.data[0].z - w.fig.data[1].z)
+        True
+    """
+
+    def __init__(
+        self,
+        encoder_a: Any,
+        encoder_b: Any,
+        sentences: Sequence[str] | None = None,
+        labels: tuple[str, str] = ("teacher", "student"),
+        fn: str = "cosine",
+    ) -> None:
+        super().__init__()
+        self.labels = (labels[0] or encoder_name(encoder_a), labels[1] or encoder_name(encoder_b))
+        self._caches = (EmbeddingCache(encoder_a), EmbeddingCache(encoder_b))
+        self.text = _textarea(sentences if sentences is not None else EXAMPLE_SENTENCES, "one sentence per line")
+        self.fn = widgets.Dropdown(options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn")
+        la, lb = (html.escape(x) for x in self.labels)
+        fig = make_subplots(rows=1, cols=3, subplot_titles=(la, lb, f"{la} − {lb}"), horizontal_spacing=0.04)
+        for col in (1, 2, 3):
+            fig.add_trace(go.Heatmap(z=[[0.0]], showscale=col != 2), row=1, col=col)
+        fig.update_yaxes(autorange="reversed")
+        fig.update_yaxes(showticklabels=False, col=2)
+        fig.update_yaxes(showticklabels=False, col=3)
+        fig.update_layout(margin=dict(l=10, r=10, t=70, b=80))
+        self.fig = go.FigureWidget(fig)
+        self.a = self.b = self.diff = np.zeros((0, 0))
+        for control in (self.text, self.fn):
+            control.observe(self.log.guard(self._on_change, "update"), names=["value"])
+        self.widget = widgets.VBox([self.fn, self.text, self.fig, self.log.output])
+        self.log.guard(self.update, "update")()
+
+    @property
+    def sentences(self) -> list[str]:
+        """The non-empty lines of the text box."""
+        return _lines(self.text.value)
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        self.update()
+
+    def update(self) -> None:
+        """Recompute both matrices and the difference; redraw in place."""
+        rows, fn = self.sentences, self.fn.value
+        if rows:
+            a = similarity_matrix(self._caches[0](rows), fn=fn)
+            b = similarity_matrix(self._caches[1](rows), fn=fn)
+        else:
+            a = b = np.zeros((0, 0), dtype=np.float32)
+        diff = a - b
+        zmin, zmax, note = color_range(fn, a, b)
+        bound = float(np.abs(diff).max()) if diff.size else 0.0
+        bound = bound or 1e-6
+        title = f"{fn} similarity" + (f" · {note}" if note else "") + f" · difference range ±{bound:.3g} from the data"
+        bar = dict(orientation="h", y=-0.12, yanchor="top", len=0.6, thickness=12)
+        with self.fig.batch_update():
+            for trace, z in zip(self.fig.data, (a, b, diff), strict=True):
+                _fill(trace, z, rows, rows, fn)
+            self.fig.data[2].hovertemplate = f"%{{text}}<br>{self.labels[0]} − {self.labels[1]}: %{{z:.4f}}<extra></extra>"
+            for i, axis in enumerate(("xaxis", "xaxis2", "xaxis3")):
+                _ticks(self.fig.layout[axis], None, len(rows))
+                _ticks(self.fig.layout["yaxis" if i == 0 else f"yaxis{i + 1}"], rows if i == 0 else None, len(rows))
+            # A and B share one fixed scale (one colour bar); the difference is symmetric around 0.
+            for trace in self.fig.data[:2]:
+                trace.update(zmin=zmin, zmax=zmax, colorscale=_colorscale(fn), colorbar={**bar, "x": 0.33})
+            self.fig.data[2].update(zmin=-bound, zmax=bound, colorscale="RdBu_r", colorbar={**bar, "x": 0.84, "len": 0.3})
+            self.fig.layout.title = dict(text=html.escape(title))
+            self.fig.layout.height = max(360, 160 + 30 * len(rows))
+        self.a, self.b, self.diff = a, b, diff
