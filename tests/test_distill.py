@@ -45,10 +45,15 @@ def sentences() -> tuple[list[str], list[str]]:
     return texts[:cut], texts[cut:]
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One default cache for the module: the teacher encodes the fixture sentences once."""
+    return tmp_path_factory.mktemp("teacher-cache")
+
+
 @pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def _default_cache(shared_cache, monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_CACHE", str(shared_cache))
 
 
 def _count_encodes(model, monkeypatch, fail_on_call: int | None = None) -> list[int]:
@@ -80,8 +85,8 @@ def test_cache_second_call_reads_disk(teacher, sentences, tmp_path, monkeypatch)
     assert sorted(p.suffix for p in (tmp_path / "c").iterdir()) == [".json", ".npy"]  # no partial files left
 
 
-def test_default_cache_dir(monkeypatch, tmp_path):
-    assert default_cache_dir() == tmp_path / "cache"
+def test_default_cache_dir(monkeypatch, shared_cache):
+    assert default_cache_dir() == shared_cache
     monkeypatch.delenv("WORKBENCH_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "workbench" / "teacher"
 
@@ -137,12 +142,12 @@ def test_interrupted_computation_resumes(teacher, sentences, tmp_path, monkeypat
 
 
 # ----- PCA ---------------------------------------------------------------------------------------
-def test_pca_matches_sklearn(teacher, sentences, tmp_path):
+def test_pca_matches_sklearn(teacher, sentences):
     sklearn = pytest.importorskip("sklearn.decomposition")
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(rng.normal(size=(48, 48)))
     synthetic = (rng.normal(size=(400, 48)) * np.linspace(5, 0.1, 48)) @ q.T + 3.0  # (400, 48), distinct spectrum
-    real = teacher_embeddings(teacher, sentences[0], tmp_path).astype(np.float64)  # (n, 384)
+    real = teacher_embeddings(teacher, sentences[0]).astype(np.float64)  # (n, 384)
     for x, k in ((synthetic, 12), (real, 24)):
         ours, ratio = fit_pca(x, k)
         ref = sklearn.PCA(n_components=k).fit(x)
@@ -156,19 +161,19 @@ def test_pca_matches_sklearn(teacher, sentences, tmp_path):
 
 
 def test_reduced_teacher_outputs_projection(teacher, sentences, tmp_path):
-    texts = sentences[0]
-    reduced = reduce_teacher(teacher, 32, texts, cache_dir=tmp_path)
+    texts, held = sentences[0], sentences[1][:32]
+    reduced = reduce_teacher(teacher, 32, texts)
     dense = reduced.layers[-1]
     assert isinstance(dense, Dense) and dense.linear.bias is None and isinstance(dense.activation, torch.nn.Identity)
     assert reduced.dim == 32 and len(teacher.layers) == 3  # the teacher itself is unchanged
-    emb = teacher_embeddings(teacher, texts, tmp_path)  # (n, 384), from the cache
+    emb = teacher_embeddings(teacher, texts)  # (n, 384), from the cache
     components, _ = fit_pca(emb, 32)
     assert np.array_equal(dense.linear.weight.detach().numpy(), components)
-    out = reduced.encode(sentences[1])  # (m, 32)
-    assert np.allclose(out, teacher.encode(sentences[1]) @ components.T, atol=1e-5)
+    out = reduced.encode(held)  # (m, 32)
+    assert np.allclose(out, teacher.encode(held) @ components.T, atol=1e-5)
     reduced.save(tmp_path / "reduced")
     assert json.loads((tmp_path / "reduced" / "3_Dense" / "config.json").read_text())["bias"] is False
-    assert np.allclose(load_model(tmp_path / "reduced", device="cpu").encode(sentences[1]), out, atol=1e-6)
+    assert np.allclose(load_model(tmp_path / "reduced", device="cpu").encode(held), out, atol=1e-6)
 
 
 # ----- students ----------------------------------------------------------------------------------

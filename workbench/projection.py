@@ -222,24 +222,42 @@ _warm_up_lock = threading.Lock()
 _warmed_up = False
 
 
-def warm_up_umap() -> None:
+def warm_up_umap(background: bool = False) -> threading.Thread | None:
     """Import umap-learn and compile its numba code on a tiny random input.
 
-    The first UMAP layout in a fresh process spends most of its time importing and compiling;
-    calling this early (``threading.Thread(target=warm_up_umap, daemon=True).start()``) moves
-    that cost off the first real view. It runs once per process; later calls return at once.
+    The first UMAP layout in a fresh process spends most of its time importing and compiling
+    (numba caches compiled code on disk, so later processes compile less); calling this early
+    moves that cost off the first real view. It runs once per process; later calls return at
+    once.
+
+    Args:
+        background: run in a daemon thread and return at once (the kernel stays free).
+
+    Returns:
+        The thread when ``background`` (``.join()`` it to wait), else ``None``.
 
     Example:
-        >>> warm_up_umap()  # doctest: +SKIP
+        >>> warm_up_umap(background=True)  # doctest: +SKIP
+        <Thread(warm_up_umap, started daemon ...)>
     """
+    if background:
+        thread = threading.Thread(target=warm_up_umap, name="warm_up_umap", daemon=True)
+        thread.start()
+        return thread
+    _warm_up()
+    return None
+
+
+def _warm_up() -> None:
     global _warmed_up
     with _warm_up_lock:
         if _warmed_up:
             return
         x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
         knn = knn_graph(x, 6)
-        for dim in (2, 3):
-            umap(x, dim=dim, n_neighbors=5, knn=knn, n_epochs=5)
+        # umap-learn compiles a parallel layout loop (no seed) and a serial one (a seed): both.
+        for seed in (None, 0):
+            umap(x, n_neighbors=5, knn=knn, n_epochs=5, seed=seed)
         _warmed_up = True
 
 

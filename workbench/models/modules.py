@@ -90,6 +90,7 @@ class Transformer(nn.Module):
         return features
 
     def save(self, path: Path) -> None:
+        _quiet_transformers()
         self.auto_model.save_pretrained(str(path), safe_serialization=True)
         self.tokenizer.save_pretrained(str(path))
         _write_json(

@@ -13,8 +13,11 @@ Example:
 from __future__ import annotations
 
 from workbench.widgets.heatmap import CompareHeatmaps, SimilarityHeatmap
+from workbench.widgets.projector import CompareProjector, Projector
 
 __all__ = [
     "CompareHeatmaps",
+    "CompareProjector",
+    "Projector",
     "SimilarityHeatmap",
 ]

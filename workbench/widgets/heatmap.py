@@ -191,6 +191,7 @@ class SimilarityHeatmap(View):
         if rows and cols:
             a = self.encode(rows)
             z = similarity_matrix(a, None if self.corpus_text is None else self.encode(cols), fn=fn)
+            z = z + 0.0  # −0.0 (a negated zero distance) would be written "−0.00"
         else:
             z = np.zeros((len(rows), len(cols)), dtype=np.float32)
         zmin, zmax, note = color_range(fn, z)
@@ -267,8 +268,8 @@ class CompareHeatmaps(View):
         """Recompute both matrices and the difference; redraw in place."""
         rows, fn = self.sentences, self.fn.value
         if rows:
-            a = similarity_matrix(self._caches[0](rows), fn=fn)
-            b = similarity_matrix(self._caches[1](rows), fn=fn)
+            a = similarity_matrix(self._caches[0](rows), fn=fn) + 0.0  # no −0.0 in the cells
+            b = similarity_matrix(self._caches[1](rows), fn=fn) + 0.0
         else:
             a = b = np.zeros((0, 0), dtype=np.float32)
         diff = a - b

@@ -1,0 +1,422 @@
+"""Embedding projector: texts as points in 2-D/3-D, coloured by label, searchable, clickable.
+
+The PCA view appears at once; the UMAP layout is computed in a background thread and replaces
+it when ready, so the kernel stays responsive. The kNN graph (:class:`workbench.projection.
+Projection`) is computed once: an ``n_neighbors`` change slices it, and a ``min_dist`` change
+re-runs only the layout, starting from the current one (fewer epochs, and the picture does not
+jump). Layouts already computed are kept, so returning to a slider value is instant.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+
+from workbench.projection import Projection
+from workbench.widgets._common import EmbeddingCache, View, html_table
+
+# More label values than this are drawn as the largest groups plus one "other" trace.
+MAX_GROUPS = 20
+# Above this many points 2-D scatters use WebGL (Scattergl): SVG gets slow to hover.
+WEBGL_ABOVE = 2000
+_CACHED_LAYOUTS = 16
+
+
+class Layout(NamedTuple):
+    """The parameters of one UMAP layout."""
+
+    dim: int
+    n_neighbors: int
+    min_dist: float
+
+
+class Projector(View):
+    """Texts as points: PCA at once, UMAP when ready; colour by label, search, click for neighbours.
+
+    Controls: ``method`` ("pca"/"umap"), ``n_neighbors``, ``min_dist``, ``dim`` (2 or 3),
+    ``search`` (highlights texts containing it, case-insensitive, in a "matches" trace),
+    ``color_by`` (only when ``labels`` is a mapping of columns). ``fig`` is the FigureWidget:
+    one trace per label value (customdata holds each point's index into ``texts``), then the
+    "matches" and "selected" traces. Clicking a point lists its nearest neighbours (from the
+    kNN graph, with cosine similarity) in ``neighbors``.
+
+    Args:
+        encoder: a workbench model, a SentenceTransformer or a function ``texts -> array``;
+            may be ``None`` when ``embeddings`` is given.
+        texts: the texts to show.
+        labels: one label per text, or ``{"column": labels, ...}`` to choose from.
+        method: the view to show first, ``"umap"`` or ``"pca"``.
+        dim: 2 or 3.
+        embeddings: already computed ``(n, d)`` embeddings of ``texts`` (the encoder is then
+            not called).
+        n_neighbors: initial UMAP ``n_neighbors`` (the slider goes up to ``max_neighbors``).
+        min_dist: initial UMAP ``min_dist``.
+        seed: UMAP seed (reproducible, but single-threaded).
+        n_epochs: UMAP epochs for a layout from scratch; a ``min_dist`` change runs half.
+        background: compute UMAP in a background thread; ``False`` computes it inside the
+            callback (for tests and scripts).
+        max_neighbors: the kNN graph is computed once for this many neighbours.
+        metric: kNN metric, ``"cosine"`` or ``"euclidean"``.
+        k: how many neighbours a click lists.
+        title: the figure title.
+
+    Example:
+        >>> import numpy as np
+        >>> texts = [f"text {i}" for i in range(30)]
+        >>> emb = np.random.default_rng(0).normal(size=(30, 8))
+        >>> w = Projector(None, texts, embeddings=emb, method="pca")
+        >>> w.search.value = "text 1"
+        >>> w.matches.tolist()
+        [1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    """
+
+    def __init__(
+        self,
+        encoder: Any,
+        texts: Sequence[str],
+        labels: Sequence[Any] | Mapping[str, Sequence[Any]] | None = None,
+        method: str = "umap",
+        dim: int = 2,
+        *,
+        embeddings: Any = None,
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        seed: int | None = None,
+        n_epochs: int = 200,
+        background: bool = True,
+        max_neighbors: int = 50,
+        metric: str = "cosine",
+        k: int = 10,
+        title: str = "",
+    ) -> None:
+        super().__init__()
+        self.texts = [str(t) for t in texts]
+        n = len(self.texts)
+        if n == 0:
+            raise ValueError("Projector needs at least one text")
+        if method not in ("umap", "pca") or dim not in (2, 3):
+            raise ValueError(f"method must be 'umap' or 'pca' and dim 2 or 3, got {method!r}, {dim!r}")
+        emb = EmbeddingCache(encoder)(self.texts) if embeddings is None else np.asarray(embeddings, dtype=np.float32)
+        if emb.shape[0] != n:
+            raise ValueError(f"{emb.shape[0]} embeddings for {n} texts")
+        self.projection = Projection(emb, metric=metric, max_neighbors=max_neighbors)
+        self.columns = _label_columns(labels, n)
+        self.seed, self.n_epochs, self.background, self.k = seed, n_epochs, background, k
+        self.umap_runs = 0
+        self.coords = self.projection.pca(dim)  # (n, dim), what is on screen
+        self.shown = "pca"
+        self.matches = np.zeros(0, dtype=np.int64)
+        self.selected: int | None = None
+        self.neighbor_indices = np.zeros(0, dtype=np.int64)
+        self._layouts: dict[Layout, np.ndarray] = {}
+        self._shown_params: Layout | None = None
+        self._has_labels = labels is not None
+        self._select_listeners: list[Callable[[int], None]] = []
+        self._fig_lock = threading.RLock()  # the figure is drawn from the UMAP thread too
+        self._job_lock = threading.Lock()
+        self._pending: Layout | None = None
+        self._worker: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+
+        top = max(2, min(max_neighbors, n - 1))
+        self.method = widgets.ToggleButtons(options=["pca", "umap"], value=method, description="view")
+        self.dim = widgets.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dim, description="dim")
+        self.n_neighbors = widgets.IntSlider(
+            value=min(max(n_neighbors, 2), top), min=2, max=top, description="n_neighbors", continuous_update=False
+        )
+        self.min_dist = widgets.FloatSlider(
+            value=min_dist, min=0.0, max=0.99, step=0.01, description="min_dist", continuous_update=False
+        )
+        self.search = widgets.Text(placeholder="highlight texts containing…", description="search")
+        names = list(self.columns)
+        self.color_by = widgets.Dropdown(options=names, value=names[0], description="colour") if len(names) > 1 else None
+        self.status = widgets.HTML()
+        self.neighbors = widgets.HTML("<i>click a point to list its nearest neighbours</i>")
+        self.fig = go.FigureWidget(layout=go.Layout(title=dict(text=title), height=560, legend=dict(itemsizing="constant")))
+        self.webgl = n > WEBGL_ABOVE
+
+        guard = self.log.guard
+        self.method.observe(guard(lambda change: self.refresh(), "method"), names=["value"])
+        self.dim.observe(guard(lambda change: self.refresh(), "dim"), names=["value"])
+        self.n_neighbors.observe(guard(lambda change: self.refresh(), "n_neighbors"), names=["value"])
+        self.min_dist.observe(guard(lambda change: self.refresh(), "min_dist"), names=["value"])
+        self.search.observe(guard(lambda change: self.highlight(change["new"]), "search"), names=["value"])
+        if self.color_by is not None:
+            self.color_by.observe(guard(lambda change: self._rebuild(), "colour"), names=["value"])
+        sliders = widgets.HBox([self.n_neighbors, self.min_dist])
+        self.controls = widgets.VBox(
+            [widgets.HBox([self.method, self.dim]), sliders, widgets.HBox([c for c in (self.search, self.color_by) if c])]
+        )
+        self.widget = widgets.VBox([self.controls, self.status, self.fig, self.neighbors, self.log.output])
+        self._rebuild()
+        guard(self.refresh, "umap")()
+
+    # ----- state ------------------------------------------------------------------------------
+    def layout_params(self) -> Layout:
+        """The UMAP parameters the controls ask for now."""
+        return Layout(self.dim.value, self.n_neighbors.value, round(float(self.min_dist.value), 4))
+
+    def refresh(self) -> None:
+        """Show what the controls ask for: PCA at once, UMAP from cache or (re)computed."""
+        params = self.layout_params()
+        if self.method.value == "pca":
+            self._show(self.projection.pca(params.dim), "pca")
+            return
+        if params in self._layouts:
+            self._show(self._layouts[params], "umap", params)
+            return
+        if self.coords.shape[1] != params.dim:
+            self._show(self.projection.pca(params.dim), "pca")  # a preview in the new dim meanwhile
+        self.status.value = f"<i>{self._describe()} · computing UMAP {_params_text(params)}…</i>"
+        if not self.background:
+            self._compute(params)
+            return
+        with self._job_lock:
+            self._pending = params  # the latest request wins; older ones are dropped
+            if self._worker is None:
+                self._idle.clear()
+                self._worker = threading.Thread(target=self._work, name="projector-umap", daemon=True)
+                self._worker.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no UMAP layout is being computed; ``False`` on timeout."""
+        return self._idle.wait(timeout)
+
+    def _work(self) -> None:
+        while True:
+            with self._job_lock:
+                params, self._pending = self._pending, None
+                if params is None:
+                    self._worker = None
+                    self._idle.set()
+                    return
+            try:
+                self._compute(params)
+            except Exception as exc:  # noqa: BLE001 - a thread has nobody to raise to
+                self.log.report(exc, "UMAP")
+                self.status.value = "<b>UMAP failed</b>: see the error below"
+
+    def _compute(self, params: Layout) -> None:
+        start = time.perf_counter()
+        # Only min_dist changed: continue from the current layout instead of starting over.
+        warm = self.shown == "umap" and self.coords.shape[1] == params.dim and self._shown_params is not None
+        warm = warm and self._shown_params.n_neighbors == params.n_neighbors
+        coords = self.projection.umap(
+            params.dim,
+            params.n_neighbors,
+            params.min_dist,
+            seed=self.seed,
+            n_epochs=max(50, self.n_epochs // 2) if warm else self.n_epochs,
+            init=self.coords if warm else "spectral",
+        )
+        self.umap_runs += 1
+        if len(self._layouts) >= _CACHED_LAYOUTS:
+            self._layouts.pop(next(iter(self._layouts)))
+        self._layouts[params] = coords
+        with self._job_lock:
+            superseded = self._pending is not None
+        if not superseded and self.method.value == "umap" and self.layout_params() == params:
+            self._show(coords, "umap", params, seconds=time.perf_counter() - start)
+
+    def label_column(self) -> list[str]:
+        """The labels the points are coloured by now."""
+        return self.columns[self.color_by.value if self.color_by is not None else next(iter(self.columns))]
+
+    # ----- drawing ----------------------------------------------------------------------------
+    def _show(self, coords: np.ndarray, kind: str, params: Layout | None = None, seconds: float | None = None) -> None:
+        with self._fig_lock:
+            rebuild = coords.shape[1] != self.coords.shape[1]
+            self.coords, self.shown, self._shown_params = coords, kind, params
+            if rebuild:
+                self._rebuild()
+            else:
+                with self.fig.batch_update():
+                    for trace, idx in zip(self.fig.data, self._groups, strict=False):
+                        _set_xyz(trace, coords[idx])
+                    self._draw_overlays()
+        took = f" · {seconds:.1f} s" if seconds is not None else ""
+        self.status.value = f"{self._describe()}{took}"
+
+    def _describe(self) -> str:
+        if self.shown == "pca":
+            return "PCA"
+        return f"UMAP {_params_text(self._shown_params)}" if self._shown_params else "UMAP"
+
+    def _rebuild(self) -> None:
+        """Replace all traces (needed when the dimension or the colouring changes)."""
+        with self._fig_lock:
+            groups = _groups(self.label_column())
+            self._groups = [idx for _, idx in groups]
+            traces = [self._scatter(name, idx) for name, idx in groups]
+            size = 14 if self.coords.shape[1] == 2 else 7
+            traces.append(self._scatter("matches", [], marker=dict(size=size, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))
+            traces.append(self._scatter("selected", [], marker=dict(size=size, symbol="diamond", color="crimson")))
+            with self.fig.batch_update():
+                self.fig.data = []
+            self.fig.add_traces(traces)
+            for trace in self.fig.data:
+                trace.on_click(self.log.guard(self._on_click, "click"))
+            self.fig.layout.scene = dict(aspectmode="cube") if self.coords.shape[1] == 3 else {}
+            with self.fig.batch_update():
+                self._draw_overlays()
+
+    def _scatter(self, name: str, idx: Sequence[int], marker: dict[str, Any] | None = None) -> Any:
+        idx = np.asarray(idx, dtype=np.int64)
+        three = self.coords.shape[1] == 3
+        kind = go.Scatter3d if three else (go.Scattergl if self.webgl else go.Scatter)
+        xyz = self.coords[idx]
+        extra = {"z": xyz[:, 2]} if three else {}
+        return kind(
+            x=xyz[:, 0], y=xyz[:, 1], **extra, mode="markers", name=name, customdata=idx,
+            text=[self.texts[i] for i in idx], hovertemplate="%{text}<extra>%{fullData.name}</extra>",
+            marker=marker or dict(size=3 if three else 6, opacity=0.8),
+        )
+
+    def _draw_overlays(self) -> None:
+        """Move the "matches" and "selected" traces onto the current coordinates."""
+        *_, matches, selected = self.fig.data
+        chosen = ([] if self.selected is None else [self.selected]) + list(self.neighbor_indices)
+        for trace, idx in ((matches, self.matches), (selected, np.asarray(chosen, dtype=np.int64))):
+            _set_xyz(trace, self.coords[idx])
+            trace.customdata = idx
+            trace.text = [self.texts[i] for i in idx]
+        matches.name = f"matches ({len(self.matches)})"
+
+    # ----- interaction ------------------------------------------------------------------------
+    def highlight(self, query: str) -> np.ndarray:
+        """Mark the texts containing ``query`` (case-insensitive); returns their indices."""
+        q = query.strip().lower()
+        self.matches = np.array([i for i, t in enumerate(self.texts) if q in t.lower()] if q else [], dtype=np.int64)
+        with self._fig_lock, self.fig.batch_update():
+            self._draw_overlays()
+        return self.matches
+
+    def _on_click(self, trace: Any, points: Any, state: Any) -> None:
+        if points.point_inds:
+            self.select(int(trace.customdata[points.point_inds[0]]))
+
+    def select(self, i: int, notify: bool = True) -> None:
+        """Select point ``i``: list its nearest neighbours and mark them in the figure."""
+        idx, sims = self.projection.neighbors(i, self.k)
+        self.selected, self.neighbor_indices = i, idx
+        column = self.label_column() if self._has_labels else None
+        rows = [(r + 1, self.texts[j], *([column[j]] if column else []), float(s)) for r, (j, s) in enumerate(zip(idx, sims))]
+        header = ["#", "text", *(["label"] if column else []), "cosine" if self.projection.metric == "cosine" else "−distance"]
+        self.neighbors.value = html_table(header, rows, caption=f"nearest neighbours of: {self.texts[i]}")
+        with self._fig_lock, self.fig.batch_update():
+            self._draw_overlays()
+        if notify:
+            for listener in self._select_listeners:
+                listener(i)
+
+    def on_select(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(index)`` whenever a point is selected by a click."""
+        self._select_listeners.append(callback)
+
+
+class CompareProjector(View):
+    """Two encoders' projections of the same texts, side by side, with shared controls.
+
+    The controls (``method``, ``dim``, ``n_neighbors``, ``min_dist``, ``search``) drive both
+    views; clicking a point in either lists its neighbours under both models.
+
+    Args:
+        encoder_a: the first encoder.
+        encoder_b: the second encoder.
+        texts: the texts to show.
+        labels: as for :class:`Projector`.
+        names: the two titles.
+        embeddings: optional precomputed ``(emb_a, emb_b)``.
+        **kwargs: passed to both :class:`Projector` s (``method``, ``seed``, ``background``…).
+
+    Example:
+        >>> import numpy as np
+        >>> texts = [f"text {i}" for i in range(20)]
+        >>> rng = np.random.default_rng(0)
+        >>> w = CompareProjector(None, None, texts, embeddings=(rng.normal(size=(20, 4)), rng.normal(size=(20, 6))),
+        ...                      method="pca")
+        >>> w.search.value = "text 2"
+        >>> w.a.matches.tolist() == w.b.matches.tolist() == [2]
+        True
+    """
+
+    def __init__(
+        self,
+        encoder_a: Any,
+        encoder_b: Any,
+        texts: Sequence[str],
+        labels: Sequence[Any] | Mapping[str, Sequence[Any]] | None = None,
+        names: tuple[str, str] = ("A", "B"),
+        embeddings: tuple[Any, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        emb_a, emb_b = embeddings if embeddings is not None else (None, None)
+        self.a = Projector(encoder_a, texts, labels, embeddings=emb_a, title=names[0], **kwargs)
+        self.b = Projector(encoder_b, texts, labels, embeddings=emb_b, title=names[1], **kwargs)
+        for name in ("method", "dim", "n_neighbors", "min_dist", "search", "color_by"):
+            if getattr(self.a, name) is not None:
+                widgets.link((getattr(self.a, name), "value"), (getattr(self.b, name), "value"))
+                setattr(self, name, getattr(self.a, name))
+        self.a.on_select(lambda i: self.b.select(i, notify=False))
+        self.b.on_select(lambda i: self.a.select(i, notify=False))
+        for p in (self.a, self.b):
+            p.fig.layout.height = 480
+        self.widget = widgets.VBox(
+            [
+                self.a.controls,
+                widgets.HBox([widgets.VBox([p.status, p.fig, p.neighbors]) for p in (self.a, self.b)]),
+                self.a.log.output,
+                self.b.log.output,
+            ]
+        )
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Errors from both views."""
+        return self.a.errors + self.b.errors
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until neither view is computing a layout; ``False`` on timeout."""
+        return self.a.wait(timeout) and self.b.wait(timeout)
+
+
+def _label_columns(labels: Any, n: int) -> dict[str, list[str]]:
+    if labels is None:
+        return {"": ["texts"] * n}
+    columns = dict(labels) if isinstance(labels, Mapping) else {"label": list(labels)}
+    out = {}
+    for name, values in columns.items():
+        values = [str(v) for v in values]
+        if len(values) != n:
+            raise ValueError(f"labels column {name!r} has {len(values)} values for {n} texts")
+        out[str(name)] = values
+    return out
+
+
+def _groups(column: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+    """(name, indices) per label value, largest first; past MAX_GROUPS the rest is "other"."""
+    values, inverse, counts = np.unique(np.asarray(column, dtype=object), return_inverse=True, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    keep, rest = order[:MAX_GROUPS], order[MAX_GROUPS:]
+    groups = [(str(values[g]), np.flatnonzero(inverse == g)) for g in keep]
+    if len(rest):
+        groups.append(("other", np.flatnonzero(np.isin(inverse, rest))))
+    return groups
+
+
+def _set_xyz(trace: Any, xyz: np.ndarray) -> None:
+    trace.x, trace.y = xyz[:, 0], xyz[:, 1]
+    if xyz.shape[1] == 3:
+        trace.z = xyz[:, 2]
+
+
+def _params_text(params: Layout | None) -> str:
+    return "" if params is None else f"(n_neighbors={params.n_neighbors}, min_dist={params.min_dist:g})"
