@@ -102,7 +102,7 @@ def knn_graph(emb: Any, k: int, metric: str = "cosine", *, chunk_size: int | Non
 
     Example:
         >>> idx, dist = knn_graph(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]]), k=2)
-        >>> idx.tolist(), dist.round(3).tolist()
+        >>> idx.tolist(), dist.astype(float).round(3).tolist()
         ([[0, 2], [1, 2], [2, 0]], [[0.0, 0.005], [0.0, 0.9], [0.0, 0.005]])
     """
     if metric not in KNN_METRICS:
@@ -187,7 +187,9 @@ def umap(
     if n_neighbors < 2:
         raise ValueError(f"n_neighbors must be at least 2, got {n_neighbors}")
     if n_neighbors > n - 1:
-        warnings.warn(f"umap: n_neighbors={n_neighbors} needs more than {n} points; using {n - 1}", stacklevel=2)
+        warnings.warn(
+            f"umap: n_neighbors={n_neighbors} needs more than {n} points; using {n - 1}", stacklevel=2
+        )
         n_neighbors = n - 1
     if knn is None:
         knn = knn_graph(x, n_neighbors, metric)
@@ -195,7 +197,9 @@ def umap(
     if indices.shape != distances.shape or indices.shape[0] != n:
         raise ValueError(f"knn arrays of shapes {indices.shape}/{distances.shape} do not fit {n} points")
     if indices.shape[1] < n_neighbors:
-        raise ValueError(f"knn has {indices.shape[1]} neighbours per point; n_neighbors={n_neighbors} needs more")
+        raise ValueError(
+            f"knn has {indices.shape[1]} neighbours per point; n_neighbors={n_neighbors} needs more"
+        )
     # Copies: umap-learn writes into the arrays it is given (it marks far edges with -1).
     graph = (indices[:, :n_neighbors].copy(), distances[:, :n_neighbors].copy())
     from umap import UMAP
@@ -327,7 +331,15 @@ class Projection:
         """UMAP view on the cached graph (see :func:`umap` for the arguments)."""
         knn = self.knn(n_neighbors) if self.n >= MIN_UMAP_POINTS else None
         return umap(
-            self.emb, dim, n_neighbors, min_dist, knn=knn, seed=seed, metric=self.metric, n_epochs=n_epochs, init=init
+            self.emb,
+            dim,
+            n_neighbors,
+            min_dist,
+            knn=knn,
+            seed=seed,
+            metric=self.metric,
+            n_epochs=n_epochs,
+            init=init,
         )
 
     def neighbors(self, i: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -345,7 +357,11 @@ class Projection:
 
 def _as_matrix(emb: Any) -> torch.Tensor:
     """A 2-D CPU tensor view of ``emb`` (numpy array, tensor or nested list)."""
-    t = emb.detach().cpu() if isinstance(emb, torch.Tensor) else torch.from_numpy(np.array(emb, dtype=np.float64))
+    t = (
+        emb.detach().cpu()
+        if isinstance(emb, torch.Tensor)
+        else torch.from_numpy(np.array(emb, dtype=np.float64))
+    )
     if t.ndim != 2:
         raise ValueError(f"embeddings must have shape (n, dim), got shape {tuple(t.shape)}")
     return t

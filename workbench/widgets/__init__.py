@@ -14,10 +14,15 @@ from __future__ import annotations
 
 from workbench.widgets.heatmap import CompareHeatmaps, SimilarityHeatmap
 from workbench.widgets.projector import CompareProjector, Projector
+from workbench.widgets.search import ParaphraseMiner, SemanticSearch
+
+# The training dashboard (workbench.widgets.dashboard) will be exported here too.
 
 __all__ = [
     "CompareHeatmaps",
     "CompareProjector",
+    "ParaphraseMiner",
     "Projector",
+    "SemanticSearch",
     "SimilarityHeatmap",
 ]

@@ -50,7 +50,11 @@ def color_range(fn: str, *matrices: np.ndarray) -> tuple[float, float, str]:
     name = canonical_fn_name(fn)
     if name == "cosine":
         return -1.0, 1.0, ""
-    values = np.concatenate([np.asarray(m, dtype=np.float64).ravel() for m in matrices]) if matrices else np.zeros(1)
+    values = (
+        np.concatenate([np.asarray(m, dtype=np.float64).ravel() for m in matrices])
+        if matrices
+        else np.zeros(1)
+    )
     values = values[np.isfinite(values)]
     if values.size == 0:
         values = np.zeros(1)
@@ -142,11 +146,17 @@ class SimilarityHeatmap(View):
         super().__init__()
         self.models = resolve_models(encoder, models)
         self._caches: dict[str, EmbeddingCache] = {}
-        self.text = _textarea(sentences if sentences is not None else EXAMPLE_SENTENCES, "one sentence per line")
+        self.text = _textarea(
+            sentences if sentences is not None else EXAMPLE_SENTENCES, "one sentence per line"
+        )
         self.corpus_text = _textarea(corpus, "corpus: one sentence per line") if corpus is not None else None
-        self.fn = widgets.Dropdown(options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn")
+        self.fn = widgets.Dropdown(
+            options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn"
+        )
         names = list(self.models)
-        self.model = widgets.Dropdown(options=names, value=names[0], description="model") if len(names) > 1 else None
+        self.model = (
+            widgets.Dropdown(options=names, value=names[0], description="model") if len(names) > 1 else None
+        )
         self.fig = go.FigureWidget(
             data=[go.Heatmap(z=[[0.0]])],
             layout=go.Layout(
@@ -195,7 +205,9 @@ class SimilarityHeatmap(View):
         else:
             z = np.zeros((len(rows), len(cols)), dtype=np.float32)
         zmin, zmax, note = color_range(fn, z)
-        title = f"{fn} similarity · {html.escape(self.model_name)}" + (f"<br><sup>{note}</sup>" if note else "")
+        title = f"{fn} similarity · {html.escape(self.model_name)}" + (
+            f"<br><sup>{note}</sup>" if note else ""
+        )
         with self.fig.batch_update():
             _fill(self.fig.data[0], z, rows, cols, fn)
             _ticks(self.fig.layout.yaxis, rows, len(rows))
@@ -239,8 +251,12 @@ class CompareHeatmaps(View):
         super().__init__()
         self.labels = (labels[0] or encoder_name(encoder_a), labels[1] or encoder_name(encoder_b))
         self._caches = (EmbeddingCache(encoder_a), EmbeddingCache(encoder_b))
-        self.text = _textarea(sentences if sentences is not None else EXAMPLE_SENTENCES, "one sentence per line")
-        self.fn = widgets.Dropdown(options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn")
+        self.text = _textarea(
+            sentences if sentences is not None else EXAMPLE_SENTENCES, "one sentence per line"
+        )
+        self.fn = widgets.Dropdown(
+            options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn"
+        )
         la, lb = (html.escape(x) for x in self.labels)
         fig = make_subplots(rows=1, cols=3, subplot_titles=(la, lb, f"{la} − {lb}"), horizontal_spacing=0.04)
         for col in (1, 2, 3):
@@ -276,19 +292,31 @@ class CompareHeatmaps(View):
         zmin, zmax, note = color_range(fn, a, b)
         bound = float(np.abs(diff).max()) if diff.size else 0.0
         bound = bound or 1e-6
-        title = f"{fn} similarity" + (f" · {note}" if note else "") + f" · difference range ±{bound:.3g} from the data"
+        title = (
+            f"{fn} similarity"
+            + (f" · {note}" if note else "")
+            + f" · difference range ±{bound:.3g} from the data"
+        )
         bar = dict(orientation="h", y=-0.12, yanchor="top", len=0.6, thickness=12)
         with self.fig.batch_update():
             for trace, z in zip(self.fig.data, (a, b, diff), strict=True):
                 _fill(trace, z, rows, rows, fn)
-            self.fig.data[2].hovertemplate = f"%{{text}}<br>{self.labels[0]} − {self.labels[1]}: %{{z:.4f}}<extra></extra>"
+            self.fig.data[
+                2
+            ].hovertemplate = f"%{{text}}<br>{self.labels[0]} − {self.labels[1]}: %{{z:.4f}}<extra></extra>"
             for i, axis in enumerate(("xaxis", "xaxis2", "xaxis3")):
                 _ticks(self.fig.layout[axis], None, len(rows))
-                _ticks(self.fig.layout["yaxis" if i == 0 else f"yaxis{i + 1}"], rows if i == 0 else None, len(rows))
+                _ticks(
+                    self.fig.layout["yaxis" if i == 0 else f"yaxis{i + 1}"],
+                    rows if i == 0 else None,
+                    len(rows),
+                )
             # A and B share one fixed scale (one colour bar); the difference is symmetric around 0.
             for trace in self.fig.data[:2]:
                 trace.update(zmin=zmin, zmax=zmax, colorscale=_colorscale(fn), colorbar={**bar, "x": 0.33})
-            self.fig.data[2].update(zmin=-bound, zmax=bound, colorscale="RdBu_r", colorbar={**bar, "x": 0.84, "len": 0.3})
+            self.fig.data[2].update(
+                zmin=-bound, zmax=bound, colorscale="RdBu_r", colorbar={**bar, "x": 0.84, "len": 0.3}
+            )
             self.fig.layout.title = dict(text=html.escape(title))
             self.fig.layout.height = max(360, 160 + 30 * len(rows))
         self.a, self.b, self.diff = a, b, diff

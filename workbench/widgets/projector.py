@@ -102,7 +102,11 @@ class Projector(View):
             raise ValueError("Projector needs at least one text")
         if method not in ("umap", "pca") or dim not in (2, 3):
             raise ValueError(f"method must be 'umap' or 'pca' and dim 2 or 3, got {method!r}, {dim!r}")
-        emb = EmbeddingCache(encoder)(self.texts) if embeddings is None else np.asarray(embeddings, dtype=np.float32)
+        emb = (
+            EmbeddingCache(encoder)(self.texts)
+            if embeddings is None
+            else np.asarray(embeddings, dtype=np.float32)
+        )
         if emb.shape[0] != n:
             raise ValueError(f"{emb.shape[0]} embeddings for {n} texts")
         self.projection = Projection(emb, metric=metric, max_neighbors=max_neighbors)
@@ -129,17 +133,25 @@ class Projector(View):
         self.method = widgets.ToggleButtons(options=["pca", "umap"], value=method, description="view")
         self.dim = widgets.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dim, description="dim")
         self.n_neighbors = widgets.IntSlider(
-            value=min(max(n_neighbors, 2), top), min=2, max=top, description="n_neighbors", continuous_update=False
+            value=min(max(n_neighbors, 2), top),
+            min=2,
+            max=top,
+            description="n_neighbors",
+            continuous_update=False,
         )
         self.min_dist = widgets.FloatSlider(
             value=min_dist, min=0.0, max=0.99, step=0.01, description="min_dist", continuous_update=False
         )
         self.search = widgets.Text(placeholder="highlight texts containing…", description="search")
         names = list(self.columns)
-        self.color_by = widgets.Dropdown(options=names, value=names[0], description="colour") if len(names) > 1 else None
+        self.color_by = (
+            widgets.Dropdown(options=names, value=names[0], description="colour") if len(names) > 1 else None
+        )
         self.status = widgets.HTML()
         self.neighbors = widgets.HTML("<i>click a point to list its nearest neighbours</i>")
-        self.fig = go.FigureWidget(layout=go.Layout(title=dict(text=title), height=560, legend=dict(itemsizing="constant")))
+        self.fig = go.FigureWidget(
+            layout=go.Layout(title=dict(text=title), height=560, legend=dict(itemsizing="constant"))
+        )
         self.webgl = n > WEBGL_ABOVE
 
         guard = self.log.guard
@@ -152,7 +164,11 @@ class Projector(View):
             self.color_by.observe(guard(lambda change: self._rebuild(), "colour"), names=["value"])
         sliders = widgets.HBox([self.n_neighbors, self.min_dist])
         self.controls = widgets.VBox(
-            [widgets.HBox([self.method, self.dim]), sliders, widgets.HBox([c for c in (self.search, self.color_by) if c])]
+            [
+                widgets.HBox([self.method, self.dim]),
+                sliders,
+                widgets.HBox([c for c in (self.search, self.color_by) if c]),
+            ]
         )
         self.widget = widgets.VBox([self.controls, self.status, self.fig, self.neighbors, self.log.output])
         self._rebuild()
@@ -230,7 +246,9 @@ class Projector(View):
         return self.columns[self.color_by.value if self.color_by is not None else next(iter(self.columns))]
 
     # ----- drawing ----------------------------------------------------------------------------
-    def _show(self, coords: np.ndarray, kind: str, params: Layout | None = None, seconds: float | None = None) -> None:
+    def _show(
+        self, coords: np.ndarray, kind: str, params: Layout | None = None, seconds: float | None = None
+    ) -> None:
         with self._fig_lock:
             rebuild = coords.shape[1] != self.coords.shape[1]
             self.coords, self.shown, self._shown_params = coords, kind, params
@@ -256,8 +274,16 @@ class Projector(View):
             self._groups = [idx for _, idx in groups]
             traces = [self._scatter(name, idx) for name, idx in groups]
             size = 14 if self.coords.shape[1] == 2 else 7
-            traces.append(self._scatter("matches", [], marker=dict(size=size, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))
-            traces.append(self._scatter("selected", [], marker=dict(size=size, symbol="diamond", color="crimson")))
+            traces.append(
+                self._scatter(
+                    "matches",
+                    [],
+                    marker=dict(size=size, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
+                )
+            )
+            traces.append(
+                self._scatter("selected", [], marker=dict(size=size, symbol="diamond", color="crimson"))
+            )
             with self.fig.batch_update():
                 self.fig.data = []
             self.fig.add_traces(traces)
@@ -274,8 +300,14 @@ class Projector(View):
         xyz = self.coords[idx]
         extra = {"z": xyz[:, 2]} if three else {}
         return kind(
-            x=xyz[:, 0], y=xyz[:, 1], **extra, mode="markers", name=name, customdata=idx,
-            text=[self.texts[i] for i in idx], hovertemplate="%{text}<extra>%{fullData.name}</extra>",
+            x=xyz[:, 0],
+            y=xyz[:, 1],
+            **extra,
+            mode="markers",
+            name=name,
+            customdata=idx,
+            text=[self.texts[i] for i in idx],
+            hovertemplate="%{text}<extra>%{fullData.name}</extra>",
             marker=marker or dict(size=3 if three else 6, opacity=0.8),
         )
 
@@ -293,7 +325,9 @@ class Projector(View):
     def highlight(self, query: str) -> np.ndarray:
         """Mark the texts containing ``query`` (case-insensitive); returns their indices."""
         q = query.strip().lower()
-        self.matches = np.array([i for i, t in enumerate(self.texts) if q in t.lower()] if q else [], dtype=np.int64)
+        self.matches = np.array(
+            [i for i, t in enumerate(self.texts) if q in t.lower()] if q else [], dtype=np.int64
+        )
         with self._fig_lock, self.fig.batch_update():
             self._draw_overlays()
         return self.matches
@@ -307,8 +341,16 @@ class Projector(View):
         idx, sims = self.projection.neighbors(i, self.k)
         self.selected, self.neighbor_indices = i, idx
         column = self.label_column() if self._has_labels else None
-        rows = [(r + 1, self.texts[j], *([column[j]] if column else []), float(s)) for r, (j, s) in enumerate(zip(idx, sims))]
-        header = ["#", "text", *(["label"] if column else []), "cosine" if self.projection.metric == "cosine" else "−distance"]
+        rows = [
+            (r + 1, self.texts[j], *([column[j]] if column else []), float(s))
+            for r, (j, s) in enumerate(zip(idx, sims, strict=True))
+        ]
+        header = [
+            "#",
+            "text",
+            *(["label"] if column else []),
+            "cosine" if self.projection.metric == "cosine" else "−distance",
+        ]
         self.neighbors.value = html_table(header, rows, caption=f"nearest neighbours of: {self.texts[i]}")
         with self._fig_lock, self.fig.batch_update():
             self._draw_overlays()
@@ -403,7 +445,9 @@ def _label_columns(labels: Any, n: int) -> dict[str, list[str]]:
 
 def _groups(column: Sequence[str]) -> list[tuple[str, np.ndarray]]:
     """(name, indices) per label value, largest first; past MAX_GROUPS the rest is "other"."""
-    values, inverse, counts = np.unique(np.asarray(column, dtype=object), return_inverse=True, return_counts=True)
+    values, inverse, counts = np.unique(
+        np.asarray(column, dtype=object), return_inverse=True, return_counts=True
+    )
     order = np.argsort(-counts, kind="stable")
     keep, rest = order[:MAX_GROUPS], order[MAX_GROUPS:]
     groups = [(str(values[g]), np.flatnonzero(inverse == g)) for g in keep]
