@@ -1,0 +1,265 @@
+"""Widgets without a browser: drive the controls like a person, assert on the figures' numbers."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from plotly.callbacks import Points
+from scipy.spatial.distance import cdist
+
+from workbench.projection import Projection
+from workbench.similarity import paraphrase_pairs, similarity_matrix, top_k
+from workbench.widgets import (
+    CompareHeatmaps,
+    CompareProjector,
+    ParaphraseMiner,
+    Projector,
+    SemanticSearch,
+    SimilarityHeatmap,
+)
+
+SENTENCES = [
+    "a man plays the guitar",
+    "a person plays an instrument",
+    "a woman slices an onion",
+    "someone cuts vegetables",
+]
+
+
+def bow(texts: list[str], dim: int = 64) -> np.ndarray:
+    """Hashed bag of words: a cheap, deterministic encoder."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.lower().split():
+            out[row, zlib.crc32(word.encode()) % dim] += 1.0
+    return out
+
+
+def noise(texts: list[str], dim: int = 16) -> np.ndarray:
+    """One Gaussian vector per text, seeded by the text: no ties between neighbours."""
+    return np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=dim) for t in texts])
+
+
+class Counting:
+    """An encoder that records which texts it was asked to encode."""
+
+    def __init__(self, fn=bow, fail_on: str | None = None) -> None:
+        self.fn, self.fail_on, self.seen = fn, fail_on, []
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if self.fail_on is not None and any(self.fail_on in t for t in texts):
+            raise RuntimeError(f"cannot encode {self.fail_on!r}")
+        self.seen += list(texts)
+        return self.fn(texts)
+
+
+TEXTS = [f"{w} {i}" for i, w in enumerate(["red apple", "green pear", "blue sky", "grey cloud"] * 15)]
+
+
+# ----- heatmaps --------------------------------------------------------------------------------
+def test_heatmap_equals_the_core_after_typing_and_switching_fn():
+    enc = Counting()
+    w = SimilarityHeatmap(enc, SENTENCES)
+    fig, trace = w.fig, w.fig.data[0]
+    np.testing.assert_allclose(trace.z, similarity_matrix(bow(SENTENCES)), atol=1e-6)
+    assert (trace.zmin, trace.zmax) == (-1.0, 1.0)
+
+    typed = SENTENCES[:3] + ["a man slices the guitar", "the sky is blue"]
+    enc.seen.clear()
+    w.text.value = "\n".join(typed) + "\n\n"  # blank lines are ignored
+    assert sorted(enc.seen) == sorted(typed[3:])  # only the new lines were encoded
+    np.testing.assert_allclose(trace.z, similarity_matrix(bow(typed)), atol=1e-6)
+    assert (trace.zmin, trace.zmax) == (-1.0, 1.0)  # fixed, whatever the data
+
+    for fn in ("dot", "euclidean", "manhattan", "cosine"):
+        w.fn.value = fn
+        np.testing.assert_allclose(trace.z, similarity_matrix(bow(typed), fn=fn), atol=1e-6)
+        if fn in ("euclidean", "manhattan"):
+            assert trace.zmax == 0 and trace.zmin == pytest.approx(trace.z.min())
+            assert "from the data" in fig.layout.title.text
+    assert w.fig is fig and w.fig.data[0] is trace  # updated in place
+    for i, a in enumerate(typed):
+        for j, b in enumerate(typed):
+            assert a in trace.text[i][j] and b in trace.text[i][j]
+    assert w.errors == []
+
+
+def test_heatmap_model_picker_and_query_vs_corpus():
+    other = lambda texts: bow(texts, dim=7)  # noqa: E731 - a second "model"
+    w = SimilarityHeatmap(models={"bow64": bow, "bow7": other}, sentences=SENTENCES)
+    w.model.value = "bow7"
+    np.testing.assert_allclose(w.fig.data[0].z, similarity_matrix(other(SENTENCES)), atol=1e-6)
+    assert "bow7" in w.fig.layout.title.text
+
+    queries, corpus = ["guitar music", "cooking food"], SENTENCES + ["the sky"]
+    q = SimilarityHeatmap(bow, queries, corpus=corpus, fn="dot")
+    np.testing.assert_allclose(
+        q.fig.data[0].z, similarity_matrix(bow(queries), bow(corpus), fn="dot"), atol=1e-6
+    )
+    q.corpus_text.value = "\n".join(corpus[:2])
+    assert q.fig.data[0].z.shape == (2, 2)
+    assert queries[1] in q.fig.data[0].text[1][0] and corpus[0] in q.fig.data[0].text[1][0]
+
+
+def test_compare_heatmaps_difference_is_a_minus_b():
+    student = lambda texts: bow(texts, dim=5)  # noqa: E731
+    w = CompareHeatmaps(bow, student, SENTENCES, labels=("teacher", "student"))
+    a, b, d = (np.asarray(t.z) for t in w.fig.data)
+    np.testing.assert_allclose(a, similarity_matrix(bow(SENTENCES)), atol=1e-6)
+    np.testing.assert_allclose(b, similarity_matrix(student(SENTENCES)), atol=1e-6)
+    np.testing.assert_allclose(d, a - b, atol=1e-6)
+    assert (w.fig.data[0].zmin, w.fig.data[0].zmax) == (w.fig.data[1].zmin, w.fig.data[1].zmax) == (-1, 1)
+    assert w.fig.data[2].zmin == -w.fig.data[2].zmax > -np.inf  # centred at 0
+    w.fn.value = "euclidean"
+    assert w.fig.data[0].zmin == w.fig.data[1].zmin == pytest.approx(min(w.a.min(), w.b.min()))
+    np.testing.assert_allclose(w.fig.data[2].z, w.a - w.b, atol=1e-6)
+
+
+def test_a_failing_callback_is_shown_and_kept():
+    w = SimilarityHeatmap(Counting(fail_on="boom"), SENTENCES)
+    z_before = np.asarray(w.fig.data[0].z).copy()
+    w.text.value = "fine\nboom"
+    assert len(w.errors) == 1 and "cannot encode 'boom'" in str(w.errors[0])
+    shown = "".join(o["text"] for o in w.log.output.outputs)
+    assert "RuntimeError" in shown and "cannot encode 'boom'" in shown
+    np.testing.assert_array_equal(w.fig.data[0].z, z_before)  # the last good picture stays
+    w.text.value = "fine\ngood"
+    assert w.fig.data[0].z.shape == (2, 2) and len(w.errors) == 1
+
+
+# ----- projector -------------------------------------------------------------------------------
+def _points(w: Projector) -> dict[int, tuple[str, tuple[float, ...]]]:
+    """index -> (hover text, coordinates) over the label traces."""
+    out = {}
+    for trace in w.fig.data[:-2]:
+        coords = zip(
+            *(c for c in (trace.x, trace.y, getattr(trace, "z", None)) if c is not None), strict=True
+        )
+        for i, text, xyz in zip(trace.customdata, trace.text, coords, strict=True):
+            out[int(i)] = (text, xyz)
+    return out
+
+
+def test_projector_points_hover_and_sliders():
+    labels = [t.split()[1] for t in TEXTS]
+    w = Projector(noise, TEXTS, labels=labels, background=False, seed=0, n_epochs=100)
+    assert w.shown == "umap" and w.errors == []
+    assert {t.name for t in w.fig.data[:-2]} == {"apple", "pear", "sky", "cloud"}
+    assert [t.name for t in w.fig.data[-2:]] == ["matches (0)", "selected"]
+    points = _points(w)
+    assert sorted(points) == list(range(len(TEXTS))) and all(points[i][0] == TEXTS[i] for i in points)
+    for trace in w.fig.data[:-2]:  # one trace per label value: the legend works
+        assert {labels[i] for i in trace.customdata} == {trace.name}
+
+    graph, coords, runs = w.projection.knn(), w.coords.copy(), w.umap_runs
+    w.min_dist.value = 0.6
+    assert w.projection.knn_computations == 1 and w.projection.knn() is graph
+    assert w.umap_runs == runs + 1 and not np.allclose(w.coords, coords)
+    np.testing.assert_allclose(np.array([p[1] for _, p in sorted(_points(w).items())]), w.coords)
+    w.n_neighbors.value = 5
+    assert w.layout_params().n_neighbors == 5 and w.projection.knn_computations == 1
+    assert "n_neighbors=5" in w.status.value
+    w.dim.value = 3
+    assert w.coords.shape == (len(TEXTS), 3) and isinstance(w.fig.data[0], go.Scatter3d)
+    w.method.value = "pca"
+    np.testing.assert_array_equal(w.coords, w.projection.pca(3))
+
+
+def test_projector_search_and_click_list_true_neighbours():
+    w = Projector(noise, TEXTS, method="pca", background=False, k=5)
+    w.search.value = "SKY"
+    expected = [i for i, t in enumerate(TEXTS) if "sky" in t]
+    assert w.matches.tolist() == expected
+    matches = w.fig.data[-2]
+    assert list(matches.customdata) == expected and matches.name == f"matches ({len(expected)})"
+    np.testing.assert_allclose(matches.x, w.coords[expected, 0])
+
+    trace = w.fig.data[0]
+    trace._dispatch_on_click(Points(point_inds=[3], trace_index=0), None)  # what a click does
+    clicked = int(trace.customdata[3])
+    emb = noise(TEXTS)
+    sims = 1 - cdist(emb, emb, "cosine")
+    np.fill_diagonal(sims, -np.inf)
+    assert w.selected == clicked
+    assert w.neighbor_indices.tolist() == np.argsort(-sims[clicked])[:5].tolist()
+    for j in w.neighbor_indices:
+        assert TEXTS[j] in w.neighbors.value and f"{sims[clicked, j]:.4f}" in w.neighbors.value
+    assert list(w.fig.data[-1].customdata) == [clicked, *w.neighbor_indices]
+
+
+def test_projector_shows_pca_at_once_and_umap_from_a_thread(monkeypatch):
+    release = threading.Event()
+    slow_umap = Projection.umap
+
+    def held_umap(self, *args, **kwargs):
+        assert release.wait(timeout=60)
+        return slow_umap(self, *args, **kwargs)
+
+    monkeypatch.setattr(Projection, "umap", held_umap)
+    w = Projector(noise, TEXTS, seed=0, n_epochs=50)  # background=True: returns while UMAP waits
+    assert w.shown == "pca" and "computing UMAP" in w.status.value and not w.wait(timeout=0.05)
+    np.testing.assert_array_equal(w.coords, w.projection.pca(2))
+    release.set()
+    assert w.wait(timeout=120) and w.shown == "umap" and w.errors == []
+    assert not np.allclose(w.coords, w.projection.pca(2))
+    monkeypatch.undo()
+    w.projection.umap = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("layout failed"))
+    w.min_dist.value = 0.9
+    assert w.wait(timeout=60)
+    assert [str(e) for e in w.errors] == ["layout failed"]
+    assert "layout failed" in "".join(o["text"] for o in w.log.output.outputs)
+
+
+def test_compare_projector_links_controls_and_selection():
+    w = CompareProjector(bow, noise, TEXTS, method="pca", background=False)
+    w.search.value = "pear"
+    assert w.a.matches.tolist() == w.b.matches.tolist() and len(w.a.matches) == 15
+    w.dim.value = 3
+    assert w.b.coords.shape[1] == 3
+    w.a.select(4)
+    assert w.b.selected == 4 and len(w.b.neighbor_indices) == 10 and w.errors == []
+
+
+# ----- search ----------------------------------------------------------------------------------
+def test_semantic_search_matches_the_core_top_k():
+    corpus = SENTENCES + ["a man plays the piano", "the guitar is old"]
+    w = SemanticSearch(bow, corpus, k=3)
+    w.query.value = "man plays guitar"  # what Enter does
+    scores, idx = top_k(bow(["man plays guitar"]), bow(corpus), k=3)
+    assert [i for _, i, _ in w.results] == idx[0].tolist()
+    np.testing.assert_allclose([s for s, _, _ in w.results], scores[0], atol=1e-6)
+    np.testing.assert_allclose(w.fig.data[0].x, scores[0], atol=1e-6)
+    assert corpus[idx[0][0]] in w.table.value
+    w.k.value = 5
+    assert len(w.results) == 5 and len(w.fig.data[0].x) == 5
+    w.results = []
+    w.button.click()  # the Search button runs the same query again
+    assert len(w.results) == 5 and w.errors == []
+
+
+def test_paraphrase_miner_matches_the_core():
+    corpus = SENTENCES + ["a man plays a guitar", "someone cuts the vegetables"]
+    w = ParaphraseMiner(bow, corpus, top=3)
+    assert w.pairs == paraphrase_pairs(bow(corpus), top_k=3, max_pairs=3)
+    assert w.pairs[0][1:] in {(0, 4), (3, 5)}
+    w.top.value = 5
+    assert len(w.pairs) == 5 and corpus[w.pairs[0][1]] in w.table.value
+
+
+# ----- the real model --------------------------------------------------------------------------
+def test_widgets_with_all_minilm(minilm_path):
+    from workbench import load_model
+
+    model = load_model(str(minilm_path))
+    sentences = ["A man is playing a guitar.", "Someone plays an instrument.", "A woman slices an onion."]
+    w = SimilarityHeatmap(model, sentences)
+    w.text.value = "\n".join([*sentences, "The stock market fell."])
+    ref = similarity_matrix(model.encode([*sentences, "The stock market fell."]))
+    np.testing.assert_allclose(w.fig.data[0].z, ref, atol=1e-5)  # lines encoded separately vs together
+    assert np.argsort(-ref[0])[1] == 1  # guitar ~ instrument
+    s = SemanticSearch(model, sentences, k=1, query="cutting vegetables")
+    assert s.results[0][1] == 2 and w.errors == s.errors == []
