@@ -18,7 +18,7 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 
-from workbench.projection import Projection
+from workbench.projection import MIN_UMAP_POINTS, Projection
 from workbench.widgets._common import EmbeddingCache, View, html_table
 
 # More label values than this are drawn as the largest groups plus one "other" trace.
@@ -263,8 +263,9 @@ class Projector(View):
         self.status.value = f"{self._describe()}{took}"
 
     def _describe(self) -> str:
-        if self.shown == "pca":
-            return "PCA"
+        if self.shown == "pca" or self.projection.n < MIN_UMAP_POINTS:
+            few = self.method.value == "umap" and self.projection.n < MIN_UMAP_POINTS
+            return "PCA" + (" (too few points for UMAP)" if few else "")
         return f"UMAP {_params_text(self._shown_params)}" if self._shown_params else "UMAP"
 
     def _rebuild(self) -> None:
