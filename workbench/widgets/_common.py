@@ -5,6 +5,8 @@
 * :class:`ErrorLog` catches exceptions raised in widget callbacks (trait observers, button
   clicks, plotly clicks, background threads), keeps them in a list and shows the traceback in
   an ``ipywidgets.Output``: an error is never lost in the kernel's log.
+* :class:`LatestJob` runs heavy work (a UMAP layout) on a background thread; while one job
+  runs, only the latest request waits, so dragging a slider never queues a backlog.
 * :class:`View` is the base of the widgets: a ``widget`` (the box to display), ``errors``, and
   notebook display delegated to the box; :func:`html_table` renders their result tables.
 """
@@ -140,6 +142,74 @@ class ErrorLog:
                 self.report(exc, context or getattr(fn, "__name__", ""))
 
         return wrapper
+
+
+class LatestJob:
+    """Run ``work(request)`` off the kernel's thread; while it runs, only the newest request waits.
+
+    Args:
+        work: the function to run; it may call :meth:`superseded` to skip drawing stale results.
+        log: where an exception raised by ``work`` goes.
+        on_error: also called with the exception (e.g. to update a status line).
+        background: ``False`` runs ``work`` inside :meth:`submit` (tests and scripts); an
+            exception then propagates to the caller.
+
+    Example:
+        >>> done = []
+        >>> job = LatestJob(done.append, ErrorLog())
+        >>> job.submit(1); job.wait(10), done
+        (True, [1])
+    """
+
+    def __init__(
+        self,
+        work: Callable[[Any], None],
+        log: ErrorLog,
+        on_error: Callable[[BaseException], None] | None = None,
+        background: bool = True,
+    ) -> None:
+        self.work, self.log, self.on_error, self.background = work, log, on_error, background
+        self._lock = threading.Lock()
+        self._pending: Any = None
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def submit(self, request: Any) -> None:
+        """Ask for ``request`` to be run (replacing any request still waiting)."""
+        if not self.background:
+            self.work(request)
+            return
+        with self._lock:
+            self._pending = request
+            if self._thread is None:
+                self._idle.clear()
+                self._thread = threading.Thread(target=self._loop, name="workbench-widget-job", daemon=True)
+                self._thread.start()
+
+    def superseded(self) -> bool:
+        """Whether a newer request is waiting (the running job's result is then stale)."""
+        with self._lock:
+            return self._pending is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no job runs or waits; ``False`` on timeout."""
+        return self._idle.wait(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                request, self._pending = self._pending, None
+                if request is None:
+                    self._thread = None
+                    self._idle.set()
+                    return
+            try:
+                self.work(request)
+            except Exception as exc:  # noqa: BLE001 - a thread has nobody to raise to
+                self.log.report(exc, getattr(self.work, "__name__", "job"))
+                if self.on_error is not None:
+                    self.on_error(exc)
 
 
 class View:

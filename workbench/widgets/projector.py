@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench.projection import MIN_UMAP_POINTS, Projection
-from workbench.widgets._common import EmbeddingCache, View, html_table
+from workbench.widgets._common import EmbeddingCache, LatestJob, View, html_table
 
 # More label values than this are drawn as the largest groups plus one "other" trace.
 MAX_GROUPS = 20
@@ -102,16 +102,12 @@ class Projector(View):
             raise ValueError("Projector needs at least one text")
         if method not in ("umap", "pca") or dim not in (2, 3):
             raise ValueError(f"method must be 'umap' or 'pca' and dim 2 or 3, got {method!r}, {dim!r}")
-        emb = (
-            EmbeddingCache(encoder)(self.texts)
-            if embeddings is None
-            else np.asarray(embeddings, dtype=np.float32)
-        )
+        emb = np.asarray(embeddings if embeddings is not None else EmbeddingCache(encoder)(self.texts))
         if emb.shape[0] != n:
             raise ValueError(f"{emb.shape[0]} embeddings for {n} texts")
         self.projection = Projection(emb, metric=metric, max_neighbors=max_neighbors)
         self.columns = _label_columns(labels, n)
-        self.seed, self.n_epochs, self.background, self.k = seed, n_epochs, background, k
+        self.seed, self.n_epochs, self.k = seed, n_epochs, k
         self.umap_runs = 0
         self.coords = self.projection.pca(dim)  # (n, dim), what is on screen
         self.shown = "pca"
@@ -123,24 +119,16 @@ class Projector(View):
         self._has_labels = labels is not None
         self._select_listeners: list[Callable[[int], None]] = []
         self._fig_lock = threading.RLock()  # the figure is drawn from the UMAP thread too
-        self._job_lock = threading.Lock()
-        self._pending: Layout | None = None
-        self._worker: threading.Thread | None = None
-        self._idle = threading.Event()
-        self._idle.set()
+        self._job = LatestJob(self._compute, self.log, self._failed, background)
 
         top = max(2, min(max_neighbors, n - 1))
         self.method = widgets.ToggleButtons(options=["pca", "umap"], value=method, description="view")
         self.dim = widgets.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dim, description="dim")
-        self.n_neighbors = widgets.IntSlider(
-            value=min(max(n_neighbors, 2), top),
-            min=2,
-            max=top,
-            description="n_neighbors",
-            continuous_update=False,
-        )
+        once = dict(continuous_update=False)  # one layout when the slider is released, not per pixel
+        value = min(max(n_neighbors, 2), top)
+        self.n_neighbors = widgets.IntSlider(value=value, min=2, max=top, description="n_neighbors", **once)
         self.min_dist = widgets.FloatSlider(
-            value=min_dist, min=0.0, max=0.99, step=0.01, description="min_dist", continuous_update=False
+            value=min_dist, min=0.0, max=0.99, step=0.01, description="min_dist", **once
         )
         self.search = widgets.Text(placeholder="highlight texts containing…", description="search")
         names = list(self.columns)
@@ -155,21 +143,13 @@ class Projector(View):
         self.webgl = n > WEBGL_ABOVE
 
         guard = self.log.guard
-        self.method.observe(guard(lambda change: self.refresh(), "method"), names=["value"])
-        self.dim.observe(guard(lambda change: self.refresh(), "dim"), names=["value"])
-        self.n_neighbors.observe(guard(lambda change: self.refresh(), "n_neighbors"), names=["value"])
-        self.min_dist.observe(guard(lambda change: self.refresh(), "min_dist"), names=["value"])
+        for control in (self.method, self.dim, self.n_neighbors, self.min_dist):
+            control.observe(guard(lambda change: self.refresh(), "refresh"), names=["value"])
         self.search.observe(guard(lambda change: self.highlight(change["new"]), "search"), names=["value"])
         if self.color_by is not None:
             self.color_by.observe(guard(lambda change: self._rebuild(), "colour"), names=["value"])
-        sliders = widgets.HBox([self.n_neighbors, self.min_dist])
-        self.controls = widgets.VBox(
-            [
-                widgets.HBox([self.method, self.dim]),
-                sliders,
-                widgets.HBox([c for c in (self.search, self.color_by) if c]),
-            ]
-        )
+        rows = [[self.method, self.dim], [self.n_neighbors, self.min_dist], [self.search, self.color_by]]
+        self.controls = widgets.VBox([widgets.HBox([c for c in row if c is not None]) for row in rows])
         self.widget = widgets.VBox([self.controls, self.status, self.fig, self.neighbors, self.log.output])
         self._rebuild()
         guard(self.refresh, "umap")()
@@ -191,36 +171,20 @@ class Projector(View):
         if self.coords.shape[1] != params.dim:
             self._show(self.projection.pca(params.dim), "pca")  # a preview in the new dim meanwhile
         self.status.value = f"<i>{self._describe()} · computing UMAP {_params_text(params)}…</i>"
-        if not self.background:
-            self._compute(params)
-            return
-        with self._job_lock:
-            self._pending = params  # the latest request wins; older ones are dropped
-            if self._worker is None:
-                self._idle.clear()
-                self._worker = threading.Thread(target=self._work, name="projector-umap", daemon=True)
-                self._worker.start()
+        self._job.submit(params)  # in the background; the latest request wins
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no UMAP layout is being computed; ``False`` on timeout."""
-        return self._idle.wait(timeout)
+        return self._job.wait(timeout)
 
-    def _work(self) -> None:
-        while True:
-            with self._job_lock:
-                params, self._pending = self._pending, None
-                if params is None:
-                    self._worker = None
-                    self._idle.set()
-                    return
-            try:
-                self._compute(params)
-            except Exception as exc:  # noqa: BLE001 - a thread has nobody to raise to
-                self.log.report(exc, "UMAP")
-                self.status.value = "<b>UMAP failed</b>: see the error below"
+    def _failed(self, exc: BaseException) -> None:
+        self.status.value = "<b>UMAP failed</b>: see the error below"
 
     def _compute(self, params: Layout) -> None:
         start = time.perf_counter()
+        if params in self._layouts:  # asked for again while another layout was running
+            self._show(self._layouts[params], "umap", params)
+            return
         # Only min_dist changed: continue from the current layout instead of starting over.
         warm = self.shown == "umap" and self.coords.shape[1] == params.dim and self._shown_params is not None
         warm = warm and self._shown_params.n_neighbors == params.n_neighbors
@@ -236,9 +200,7 @@ class Projector(View):
         if len(self._layouts) >= _CACHED_LAYOUTS:
             self._layouts.pop(next(iter(self._layouts)))
         self._layouts[params] = coords
-        with self._job_lock:
-            superseded = self._pending is not None
-        if not superseded and self.method.value == "umap" and self.layout_params() == params:
+        if not self._job.superseded() and self.method.value == "umap" and self.layout_params() == params:
             self._show(coords, "umap", params, seconds=time.perf_counter() - start)
 
     def label_column(self) -> list[str]:
@@ -273,18 +235,12 @@ class Projector(View):
         with self._fig_lock:
             groups = _groups(self.label_column())
             self._groups = [idx for _, idx in groups]
-            traces = [self._scatter(name, idx) for name, idx in groups]
             size = 14 if self.coords.shape[1] == 2 else 7
-            traces.append(
-                self._scatter(
-                    "matches",
-                    [],
-                    marker=dict(size=size, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
-                )
-            )
-            traces.append(
-                self._scatter("selected", [], marker=dict(size=size, symbol="diamond", color="crimson"))
-            )
+            ring = dict(size=size, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))
+            traces = [self._scatter(name, idx) for name, idx in groups] + [
+                self._scatter("matches", [], marker=ring),
+                self._scatter("selected", [], marker=dict(size=size, symbol="diamond", color="crimson")),
+            ]
             with self.fig.batch_update():
                 self.fig.data = []
             self.fig.add_traces(traces)
@@ -346,12 +302,8 @@ class Projector(View):
             (r + 1, self.texts[j], *([column[j]] if column else []), float(s))
             for r, (j, s) in enumerate(zip(idx, sims, strict=True))
         ]
-        header = [
-            "#",
-            "text",
-            *(["label"] if column else []),
-            "cosine" if self.projection.metric == "cosine" else "−distance",
-        ]
+        score = "cosine" if self.projection.metric == "cosine" else "−distance"
+        header = ["#", "text", *(["label"] if column else []), score]
         self.neighbors.value = html_table(header, rows, caption=f"nearest neighbours of: {self.texts[i]}")
         with self._fig_lock, self.fig.batch_update():
             self._draw_overlays()
