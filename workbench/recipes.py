@@ -201,8 +201,18 @@ def run_recipe(
     callbacks: Sequence[Callable[[Event], None]] = (),
     resume: bool = False,
     device: str | None = None,
+    stop_signal: Any = None,
 ) -> RecipeResult:
-    """Build, train (or distill), evaluate on STS-B test and save, emitting events to ``callbacks``."""
+    """Build, train (or distill), evaluate on STS-B test and save, emitting events to ``callbacks``.
+
+    Args:
+        recipe: the parsed recipe.
+        run_dir: the run folder (default ``runs/NAME-TIMESTAMP``).
+        callbacks: functions receiving every training event.
+        resume: continue from the last checkpoint in ``run_dir``.
+        device: where to train (the best present by default).
+        stop_signal: a ``threading.Event``; setting it ends the run after the current step.
+    """
     from workbench.data import load_stsb, source
     from workbench.evaluation import STSEvaluator
 
@@ -243,7 +253,7 @@ def run_recipe(
         model, trainer = distill(
             teacher, student, texts[n_eval:], recipe.train, eval_sentences=texts[:n_eval], sts_dev=sts_dev,
             run_dir=run_dir, callbacks=callbacks, pca_sentences=int(recipe.teacher.get("pca_sentences", 40000)),
-            card=card_fn, run_info=info, resume=resume,
+            card=card_fn, run_info=info, resume=resume, stop_signal=stop_signal,
         )
     else:
         from workbench.training import Trainer
@@ -252,7 +262,7 @@ def run_recipe(
         loss = build_loss(recipe.loss, model)
         evaluator = STSEvaluator.from_dataset(sts_dev, name="sts-dev") if sts_dev is not None else None
         trainer = Trainer(model, loss, recipe.train, datasets, evaluator, run_dir=run_dir, callbacks=callbacks,
-                          run_info=info, card=card_fn)
+                          run_info=info, card=card_fn, stop_signal=stop_signal)
         model = trainer.fit(resume=resume)
     metrics = dict(trainer.final_metrics)
     return RecipeResult(str(run_dir / "model"), str(run_dir), metrics, time.perf_counter() - start)

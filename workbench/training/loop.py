@@ -50,6 +50,8 @@ class Trainer:
         callbacks: functions receiving every event.
         run_info: extra facts for ``config.json`` and the model card (recipe, data, base model).
         card: a function ``(model, history, trainer) -> str`` writing the final model card.
+        stop_signal: an event that, once set (from any thread), ends the run after the current
+            step, as :meth:`stop` does; lets a caller that never sees the trainer stop it.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Trainer:
         callbacks: Sequence[Callable[[Event], None]] = (),
         run_info: dict[str, Any] | None = None,
         card: Callable[..., str] | None = None,
+        stop_signal: threading.Event | None = None,
     ):
         self.model = model
         self.loss = loss
@@ -73,7 +76,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.run_info = dict(run_info or {})
         self.card = card
-        self._stop = threading.Event()
+        self._stop = stop_signal if stop_signal is not None else threading.Event()
         self._failed_callbacks: set[int] = set()
         self.final_metrics: dict[str, float] = {}  # the last evaluation (plus what the card writer adds)
         self.best_value: float | None = None

@@ -16,13 +16,15 @@ from workbench.widgets.heatmap import CompareHeatmaps, SimilarityHeatmap
 from workbench.widgets.projector import CompareProjector, Projector
 from workbench.widgets.search import ParaphraseMiner, SemanticSearch
 
-# The training dashboard (workbench.widgets.dashboard) will be exported here too.
+from workbench.widgets.dashboard import LiveCurves, TrainingDashboard
 
 __all__ = [
     "CompareHeatmaps",
     "CompareProjector",
+    "LiveCurves",
     "ParaphraseMiner",
     "Projector",
     "SemanticSearch",
     "SimilarityHeatmap",
+    "TrainingDashboard",
 ]
