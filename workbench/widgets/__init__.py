@@ -12,11 +12,10 @@ Example:
 
 from __future__ import annotations
 
+from workbench.widgets.dashboard import LiveCurves, TrainingDashboard
 from workbench.widgets.heatmap import CompareHeatmaps, SimilarityHeatmap
 from workbench.widgets.projector import CompareProjector, Projector
 from workbench.widgets.search import ParaphraseMiner, SemanticSearch
-
-from workbench.widgets.dashboard import LiveCurves, TrainingDashboard
 
 __all__ = [
     "CompareHeatmaps",
