@@ -1,12 +1,9 @@
 """Distillation: teacher embeddings as labels, PCA when the student is narrower, and students.
 
-The recipe (seed A): encode the training sentences with the teacher once, train the student
-with MSE towards those embeddings. When the student's embedding is narrower than the teacher's,
-a PCA of teacher embeddings is appended to the *teacher* as a ``Dense(bias=False)`` layer, as
+The recipe (seed A): encode the training sentences with the teacher once (cached on disk, keyed
+by the teacher's weights and the exact texts), then train the student with MSE towards those
+embeddings. A narrower student gets a PCA appended to the *teacher* as ``Dense(bias=False)``, as
 sentence-transformers does, so the labels are the reduced teacher embeddings.
-
-Teacher embeddings are cached on disk, keyed by the teacher's weights and the exact texts, so a
-second run (or a notebook cell run again) does not encode the corpus again.
 
 Example:
     >>> from workbench import load_model                                       # doctest: +SKIP
@@ -32,7 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from workbench.evaluation import MSEEvaluator, STSEvaluator
+from workbench.losses import MSELoss
 from workbench.models import Dense, EmbeddingModel, Normalize, Pooling, build_model, load_model, pick_device
+from workbench.training import Event, TrainConfig, Trainer
 from workbench.training.runs import atomic_write_text
 
 CACHE_ENV = "WORKBENCH_CACHE"
@@ -193,7 +193,7 @@ def _digest(arr: np.ndarray, rows: int = 8192) -> str:
 
 # ----- PCA on the teacher ----------------------------------------------------------------------
 def fit_pca(embeddings: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
-    """PCA by SVD of the centered matrix, in float64.
+    """PCA by SVD of the centered matrix (after a QR step when it is tall), in float64.
 
     The components are the top right singular vectors. Sign convention: each component's
     entry of largest magnitude is positive (the one scikit-learn >= 1.5 uses), so the result
@@ -204,8 +204,7 @@ def fit_pca(embeddings: np.ndarray, n_components: int) -> tuple[np.ndarray, np.n
         n_components: how many components (at most ``min(n, dim)``).
 
     Returns:
-        ``(components, explained_variance_ratio)``: float32 ``(n_components, dim)`` and
-        float64 ``(n_components,)``.
+        ``(components, explained_variance_ratio)``, float32 ``(k, dim)`` and float64 ``(k,)``.
     """
     x = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)  # (n, dim)
     if x.ndim != 2:
@@ -213,7 +212,12 @@ def fit_pca(embeddings: np.ndarray, n_components: int) -> tuple[np.ndarray, np.n
     n, dim = x.shape
     if not 1 <= n_components <= min(n, dim):
         raise ValueError(f"n_components={n_components} must be in 1..min(n={n}, dim={dim}); fit on more sentences")
-    _, s, vh = torch.linalg.svd(x - x.mean(dim=0), full_matrices=False)  # s (r,), vh (r, dim)
+    centered = x - x.mean(dim=0)  # (n, dim)
+    if n > 2 * dim:
+        # X = QR, so X and R share singular values and right singular vectors; SVD of the small
+        # (dim, dim) R is several times faster than of a tall (40k, 768) matrix.
+        centered = torch.linalg.qr(centered, mode="r").R  # (dim, dim)
+    _, s, vh = torch.linalg.svd(centered, full_matrices=False)  # s (r,), vh (r, dim)
     comps = vh[:n_components]  # (k, dim)
     pivot = comps.gather(1, comps.abs().argmax(dim=1, keepdim=True))  # (k, 1)
     comps = comps * torch.where(pivot < 0, -1.0, 1.0)
@@ -247,17 +251,14 @@ def reduce_teacher(
     cache_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 64,
 ) -> EmbeddingModel:
-    """Fit a PCA to ``dim`` components on the teacher's embeddings of ``sentences`` and append it.
+    """The teacher with a PCA to ``dim`` components, fitted on its embeddings of ``sentences``, appended.
 
     Args:
-        teacher: the teacher (or a name/folder to load).
+        teacher: the teacher (or a name/folder to load); it is not changed.
         dim: the student's embedding size.
         sentences: the sample to fit on (sentence-transformers uses ~40k; at least ``dim``).
         cache_dir: cache for the teacher embeddings.
         batch_size: texts per forward pass.
-
-    Returns:
-        The teacher with the PCA ``Dense`` appended (the input teacher is not changed).
     """
     model = _as_model(teacher)
     if dim >= model.dim:
@@ -277,14 +278,11 @@ def make_student(
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> EmbeddingModel:
-    """A student model, in one of three ways.
-
-    (a) a copy of the teacher with only ``keep_layers`` of its transformer (its pooling, Dense
-    and Normalize kept); the copy shares no parameter with the teacher. (b) ``fresh_config``: a
-    randomly initialised BERT with the teacher's tokenizer, bert-tiny shaped by default
-    (:data:`BERT_TINY`; a dict overrides those settings, or pass a ``transformers`` config), and
-    the teacher's pooling. (c) ``base``: any model name or folder's transformer, mean pooling
-    (``keep_layers`` applies to it too).
+    """A student: (a) a copy of the teacher keeping ``keep_layers`` (and its pooling, Dense and
+    Normalize), sharing no parameter with it; (b) ``fresh_config``: a random BERT with the
+    teacher's tokenizer and pooling, bert-tiny shaped by default (:data:`BERT_TINY`, which a dict
+    overrides; or pass a ``transformers`` config); (c) ``base``: any model name/folder's
+    transformer with mean pooling (``keep_layers`` applies to it too).
 
     Args:
         teacher_or_path: the teacher, or its name/folder (not needed with ``base``).
@@ -296,9 +294,6 @@ def make_student(
             teacher's for (a) and adds none for (b) and (c).
         seed: seeds every new random weight (the global RNG is left as it was).
         device: where to put the student; the teacher's device by default.
-
-    Returns:
-        The student.
     """
     if fresh_config is not None and (base is not None or keep_layers is not None):
         raise ValueError("fresh_config builds a new transformer: do not combine it with base= or keep_layers=")
@@ -332,7 +327,7 @@ def make_student(
         result = EmbeddingModel(modules + tail, prompts=student.prompts, default_prompt_name=student.default_prompt_name,
                                 similarity_fn_name=student.similarity_fn_name)
     result.source = student.source
-    return result.to(pick_device(device)).train(False)
+    return result.to(pick_device(device)).eval()
 
 
 def _fresh_config(spec: dict[str, Any] | Any, tokenizer: Any, max_seq_length: int) -> Any:
@@ -390,15 +385,15 @@ def distill(
     teacher: EmbeddingModel | str | os.PathLike[str],
     student: EmbeddingModel,
     sentences: Sequence[str] | Any,
-    config: Any,
+    config: TrainConfig,
     eval_sentences: Sequence[str] | Any | None = None,
     sts_dev: Any = None,
     run_dir: str | os.PathLike[str] | None = None,
-    callbacks: Sequence[Callable[[Any], None]] = (),
+    callbacks: Sequence[Callable[[Event], None]] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     pca_sentences: int = 40_000,
     batch_size: int = 64,
-) -> tuple[EmbeddingModel, Any]:
+) -> tuple[EmbeddingModel, Trainer]:
     """Train ``student`` to reproduce the (PCA-reduced, if narrower) teacher's embeddings.
 
     Teacher embeddings of the training and held-out sentences are computed once (cached). When
@@ -410,7 +405,7 @@ def distill(
         teacher: the teacher model (or a name/folder).
         student: the model to train (changed in place); see :func:`make_student`.
         sentences: training texts (a list, or a dataset with a ``sentence`` column).
-        config: a :class:`~workbench.training.TrainConfig` (seed A: lr 1e-4, batch 64).
+        config: the hyper-parameters (seed A: lr 1e-4, batch 64, 1 epoch).
         eval_sentences: held-out texts for ``mse_negative_mse``.
         sts_dev: STS-B dev pairs (``sentence1, sentence2, score``) for ``sts-dev_spearman_cosine``,
             the primary metric when given.
@@ -424,10 +419,6 @@ def distill(
         ``(student, trainer)``: the trained student (best weights when ``config.keep_best``) and
         the trainer, whose ``best_value``/``best_step`` tell how it went.
     """
-    from workbench.evaluation import MSEEvaluator, STSEvaluator
-    from workbench.losses import MSELoss
-    from workbench.training import Trainer
-
     model = _as_model(teacher)
     if student.dim > model.dim:
         raise ValueError(f"the student's embedding ({student.dim}) is wider than the teacher's ({model.dim}); "
