@@ -23,6 +23,7 @@ umap-learn is imported lazily (it takes seconds, and compiles with numba on firs
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 from typing import Any
@@ -65,23 +66,39 @@ def pca(emb: Any, dim: int = 2) -> np.ndarray:
     if n == 0:
         return out
     x = x - x.mean(axis=0, keepdims=True)
-    # Eigenvectors of the smaller Gram matrix instead of a full SVD: (d, d) when n >= d, else
-    # (n, n). numpy's LAPACK is used because torch's CPU eigh is slow to start (~1 s here).
-    if n >= d:
-        evals, evecs = np.linalg.eigh(x.T @ x)  # ascending; evecs: (d, d) columns = components
-        comps = evecs[:, ::-1].T  # (d, d), largest variance first
-    else:
-        evals, evecs = np.linalg.eigh(x @ x.T)  # (n, n): left singular vectors
-        u = evecs[:, ::-1]
-        comps = (x.T @ u).T / np.sqrt(np.clip(evals[::-1], 1e-300, None))[:, None]  # (n, d)
-    evals = evals[::-1]
-    keep = min(dim, int((evals > max(evals[0], 0.0) * 1e-12).sum()) if evals[0] > 0 else 0)
-    if keep == 0:
-        return out
-    comps = comps[:keep]  # (keep, d)
-    flip = np.sign(comps[np.arange(keep), np.abs(comps).argmax(axis=1)])  # (keep,)
-    out[:, :keep] = x @ (comps * flip[:, None]).T
+    with _one_blas_thread():
+        # Eigenvectors of the smaller Gram matrix instead of a full SVD: (d, d) when n >= d,
+        # else (n, n). numpy's LAPACK, not torch's: torch's CPU eigh is slow to start (~1 s).
+        if n >= d:
+            evals, evecs = np.linalg.eigh(x.T @ x)  # ascending; evecs: (d, d) columns = components
+            comps = evecs[:, ::-1].T  # (d, d), largest variance first
+        else:
+            evals, evecs = np.linalg.eigh(x @ x.T)  # (n, n): left singular vectors
+            u = evecs[:, ::-1]
+            comps = (x.T @ u).T / np.sqrt(np.clip(evals[::-1], 1e-300, None))[:, None]  # (n, d)
+        evals = evals[::-1]
+        keep = min(dim, int((evals > max(evals[0], 0.0) * 1e-12).sum()) if evals[0] > 0 else 0)
+        if keep == 0:
+            return out
+        comps = comps[:keep]  # (keep, d)
+        flip = np.sign(comps[np.arange(keep), np.abs(comps).argmax(axis=1)])  # (keep,)
+        out[:, :keep] = x @ (comps * flip[:, None]).T
     return out
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """Run numpy's BLAS/LAPACK on one thread for a moment.
+
+    A (384, 384) eigendecomposition is too small to gain from threads, and OpenBLAS threads
+    spin when the cores are busy: on a loaded 2-core machine, PCA of 5,000 × 384 took 2.5 s
+    with two BLAS threads and 0.04 s with one. (threadpoolctl comes with scikit-learn, a
+    dependency of umap-learn.)
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def knn_graph(emb: Any, k: int, metric: str = "cosine", *, chunk_size: int | None = None) -> Knn:

@@ -18,6 +18,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
+from plotly.graph_objects import FigureWidget
 from plotly.subplots import make_subplots
 
 from workbench.similarity import SIMILARITY_FUNCTIONS, canonical_fn_name, similarity_matrix
@@ -157,7 +158,7 @@ class SimilarityHeatmap(View):
         self.model = (
             widgets.Dropdown(options=names, value=names[0], description="model") if len(names) > 1 else None
         )
-        self.fig = go.FigureWidget(
+        self.fig = FigureWidget(
             data=[go.Heatmap(z=[[0.0]])],
             layout=go.Layout(
                 margin=dict(l=10, r=10, t=60, b=10),
@@ -222,7 +223,8 @@ class CompareHeatmaps(View):
     """Two encoders' similarity matrices on the same sentences, and their difference.
 
     Panels: model A, model B (the same fixed colour scale, one colour bar), and A − B on a
-    diverging scale centred at 0 (symmetric range from the data, said in the title). Controls: ``text``, ``fn``.
+    diverging scale centred at 0 (symmetric range from the data, said in the title).
+    Controls: ``text``, ``fn``.
 
     Args:
         encoder_a: the first encoder (e.g. a teacher).
@@ -265,7 +267,7 @@ class CompareHeatmaps(View):
         fig.update_yaxes(showticklabels=False, col=2)
         fig.update_yaxes(showticklabels=False, col=3)
         fig.update_layout(margin=dict(l=10, r=10, t=70, b=80))
-        self.fig = go.FigureWidget(fig)
+        self.fig = FigureWidget(fig)
         self.a = self.b = self.diff = np.zeros((0, 0))
         for control in (self.text, self.fn):
             control.observe(self.log.guard(self._on_change, "update"), names=["value"])

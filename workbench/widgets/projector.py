@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
+from plotly.graph_objects import FigureWidget  # not lazily: its import takes seconds, once
 
 from workbench.projection import MIN_UMAP_POINTS, Projection
 from workbench.widgets._common import EmbeddingCache, LatestJob, View, html_table
@@ -137,7 +138,7 @@ class Projector(View):
         )
         self.status = widgets.HTML()
         self.neighbors = widgets.HTML("<i>click a point to list its nearest neighbours</i>")
-        self.fig = go.FigureWidget(
+        self.fig = FigureWidget(
             layout=go.Layout(title=dict(text=title), height=560, legend=dict(itemsizing="constant"))
         )
         self.webgl = n > WEBGL_ABOVE
@@ -335,8 +336,8 @@ class CompareProjector(View):
         >>> import numpy as np
         >>> texts = [f"text {i}" for i in range(20)]
         >>> rng = np.random.default_rng(0)
-        >>> w = CompareProjector(None, None, texts, embeddings=(rng.normal(size=(20, 4)), rng.normal(size=(20, 6))),
-        ...                      method="pca")
+        >>> emb = (rng.normal(size=(20, 4)), rng.normal(size=(20, 6)))
+        >>> w = CompareProjector(None, None, texts, embeddings=emb, method="pca")
         >>> w.search.value = "text 2"
         >>> w.a.matches.tolist() == w.b.matches.tolist() == [2]
         True

@@ -13,6 +13,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
+from plotly.graph_objects import FigureWidget
 
 from workbench.similarity import SIMILARITY_FUNCTIONS, canonical_fn_name, paraphrase_pairs, top_k
 from workbench.widgets._common import EmbeddingCache, View, html_table
@@ -64,7 +65,7 @@ class SemanticSearch(View):
         )
         self.fn = _fn_dropdown(fn)
         self.table = widgets.HTML()
-        self.fig = go.FigureWidget(
+        self.fig = FigureWidget(
             data=[go.Bar(orientation="h", x=[], y=[])],
             layout=go.Layout(
                 height=260,
