@@ -3,8 +3,10 @@
 The PCA view appears at once; the UMAP layout is computed in a background thread and replaces
 it when ready, so the kernel stays responsive. The kNN graph (:class:`workbench.projection.
 Projection`) is computed once: an ``n_neighbors`` change slices it, and a ``min_dist`` change
-re-runs only the layout, starting from the current one (fewer epochs, and the picture does not
-jump). Layouts already computed are kept, so returning to a slider value is instant.
+does not touch it. Either slider re-runs only the layout, continuing from the one on screen
+with half the epochs (faster, and the picture does not jump); a layout therefore depends on
+the path taken to it (with a seed, the same path gives the same picture). Layouts already
+computed are kept, so returning to a slider value is instant.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class Projector(View):
         n_neighbors: initial UMAP ``n_neighbors`` (the slider goes up to ``max_neighbors``).
         min_dist: initial UMAP ``min_dist``.
         seed: UMAP seed (reproducible, but single-threaded).
-        n_epochs: UMAP epochs for a layout from scratch; a ``min_dist`` change runs half.
+        n_epochs: UMAP epochs for a layout from scratch; a slider change runs half of them.
         background: compute UMAP in a background thread; ``False`` computes it inside the
             callback (for tests and scripts).
         max_neighbors: the kNN graph is computed once for this many neighbours.
@@ -186,9 +188,8 @@ class Projector(View):
         if params in self._layouts:  # asked for again while another layout was running
             self._show(self._layouts[params], "umap", params)
             return
-        # Only min_dist changed: continue from the current layout instead of starting over.
-        warm = self.shown == "umap" and self.coords.shape[1] == params.dim and self._shown_params is not None
-        warm = warm and self._shown_params.n_neighbors == params.n_neighbors
+        # A slider moved: continue from the layout on screen instead of starting over.
+        warm = self.shown == "umap" and self.coords.shape[1] == params.dim
         coords = self.projection.umap(
             params.dim,
             params.n_neighbors,
