@@ -253,7 +253,7 @@ def test_short_distillation_lowers_mse(teacher, sentences, monkeypatch):
     assert mse[-1] > mse[0], mse
     steps = [e for e in events if isinstance(e, Step)]
     assert steps[-1].loss < steps[0].loss
-    assert trained is trainer.model and trainer.run_info["pca"] is None
+    assert trained is trainer.model and trainer.run_info["distillation"]["pca"] is None
     # the labels were cached under the default cache dir: asking again encodes nothing
     calls = _count_encodes(teacher, monkeypatch)
     teacher_embeddings(teacher, train), teacher_embeddings(teacher, held)
@@ -266,7 +266,7 @@ def test_distillation_into_a_narrower_student_uses_pca(teacher, sentences, tmp_p
     events = []
     cfg = TrainConfig(lr=1e-3, batch_size=16, max_steps=20, eval_every=10, log_every=5, seed=0)
     _, trainer = distill(teacher, student, train, cfg, eval_sentences=held, run_dir=tmp_path / "run",
-                         callbacks=[events.append])
+                         callbacks=[events.append], run_info={"recipe": "test"})
     evals = [e for e in events if isinstance(e, Eval)]
     assert evals[0].primary == "mse_negative_mse" and set(evals[0].metrics) == {"mse_negative_mse"}
     mse = [e.value for e in evals]
@@ -274,9 +274,10 @@ def test_distillation_into_a_narrower_student_uses_pca(teacher, sentences, tmp_p
     # the held-out targets are the PCA-reduced teacher's outputs (PCA fitted on every training sentence)
     targets = trainer.evaluator.evaluators[0].teacher_embeddings  # (m, 32)
     assert np.allclose(targets[:32], reduce_teacher(teacher, 32, train).encode(held[:32]), atol=1e-5)
-    info = json.loads((tmp_path / "run" / "config.json").read_text())
+    info = json.loads((tmp_path / "run" / "config.json").read_text())["distillation"]
     assert info["pca"]["n_components"] == 32 and info["pca"]["fit_sentences"] == len(train)
     assert 0 < info["pca"]["explained_variance"] <= 1
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["recipe"] == "test"  # the caller's facts kept
     assert info["data"] == {"train_sentences": len(train), "eval_sentences": len(held), "sts_dev_pairs": 0}
     with pytest.raises(ValueError, match="wider"):
         distill(teacher, make_student(teacher, keep_layers=[0], dense=512), train, cfg)

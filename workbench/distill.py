@@ -20,6 +20,7 @@ import copy
 import hashlib
 import json
 import os
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -393,6 +394,10 @@ def distill(
     cache_dir: str | os.PathLike[str] | None = None,
     pca_sentences: int = 40_000,
     batch_size: int = 64,
+    run_info: dict[str, Any] | None = None,
+    card: Callable[..., str] | None = None,
+    resume: bool = False,
+    stop_signal: threading.Event | None = None,
 ) -> tuple[EmbeddingModel, Trainer]:
     """Train ``student`` to reproduce the (PCA-reduced, if narrower) teacher's embeddings.
 
@@ -414,6 +419,9 @@ def distill(
         cache_dir: cache for teacher embeddings (:func:`default_cache_dir` by default).
         pca_sentences: at most this many training sentences to fit the PCA on.
         batch_size: texts per teacher forward pass.
+        run_info: the caller's facts for ``config.json``; the distillation's own (teacher,
+            student, PCA, data sizes) are added under ``"distillation"``.
+        card, resume, stop_signal: passed to the :class:`~workbench.training.Trainer`.
 
     Returns:
         ``(student, trainer)``: the trained student (best weights when ``config.keep_best``) and
@@ -444,17 +452,16 @@ def distill(
     if held_labels is not None:
         evaluators.append(MSEEvaluator(held, teacher_embeddings=held_labels, name="mse"))
     evaluator = CombinedEvaluator(*evaluators) if evaluators else None
-    run_info = {
-        "recipe": "distillation",
+    facts = {
         "teacher": {"source": model.source, "dim": model.dim, "architecture": repr(model)},
         "student": {"source": student.source, "dim": student.dim, "architecture": repr(student)},
         "pca": pca_info,
         "data": {"train_sentences": len(texts), "eval_sentences": len(held),
                  "sts_dev_pairs": len(sts_dev) if sts_dev is not None else 0},
     }
-    trainer = Trainer(student, MSELoss(student), config, {"sentence": texts, "label": labels}, evaluator,
-                      run_dir, callbacks, run_info=run_info)
-    return trainer.fit(), trainer
+    trainer = Trainer(student, MSELoss(student), config, {"sentence": texts, "label": labels}, evaluator, run_dir,
+                      callbacks, run_info={**(run_info or {}), "distillation": facts}, card=card, stop_signal=stop_signal)
+    return trainer.fit(resume=resume), trainer
 
 
 # ----- helpers ---------------------------------------------------------------------------------
