@@ -200,8 +200,6 @@ def test_seed_b_model_has_the_seed_architecture(seed_b_run):
     assert "sts-dev" in card and "sts-test" in card
 
 
-@pytest.mark.xfail(strict=True, reason="recipes.load_data does not record the hub id of a `loader = \"hub\"` data set, "
-                                       "so the card neither links nor lists sentence-transformers/all-nli")
 def test_seed_b_card_names_its_hub_data_set(seed_b_run):
     proc, run_dir = seed_b_run
     assert proc.returncode == 0, _explain(proc)
@@ -256,11 +254,10 @@ def test_missing_model_fails_fast_naming_it(hub_home, tmp_path, command, recipe,
     assert time.perf_counter() - start < 60
 
 
-@pytest.mark.xfail(strict=True, reason="recipes.load_data lets datasets' ConnectionError escape: a traceback and exit "
-                                       "status 1 instead of a one-line DataError naming the data set")
-def test_empty_cache_fails_fast_naming_the_data_set(tmp_path):
-    proc = _workbench(["train", "seed-b-mnrl", *FAST, "--run-dir", str(tmp_path / "run")],
-                      _env(tmp_path / "empty-hf", tmp_path), tmp_path, timeout=120)
+def test_uncached_data_set_fails_fast_naming_it(hub_home, tmp_path):
+    env = _env(hub_home, tmp_path)
+    env["HF_DATASETS_CACHE"] = str(tmp_path / "no-datasets")  # the models are cached, the data set is not
+    proc = _workbench(["train", "seed-b-mnrl", *FAST, "--run-dir", str(tmp_path / "run")], env, tmp_path, timeout=120)
     assert proc.returncode == 2, _explain(proc)
     assert "Traceback" not in proc.stderr, _explain(proc)
     assert ALL_NLI in proc.stderr.strip().splitlines()[-1]

@@ -164,10 +164,20 @@ def load_data(spec: dict[str, Any]) -> Any:
     if loader == "hub":  # a hub data set named exactly, as the seed cards do
         from datasets import load_dataset
 
-        ds = load_dataset(spec["id"], spec.get("config"), split=spec.get("split", "train"))
+        from workbench.data.sources import hub_enabled, tag
+
+        what = f"[[data]] {spec['id']!r} (config {spec.get('config')!r}, split {spec.get('split', 'train')!r})"
+        try:
+            ds = load_dataset(spec["id"], spec.get("config"), split=spec.get("split", "train"))
+        except Exception as err:  # the hub client raises many types; the user needs one line
+            where = "could not be loaded from the Hugging Face hub" if hub_enabled() else (
+                "is not in the local datasets cache (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set)")
+            raise wd.DataError(f"{what} {where}: {type(err).__name__}: {err}") from None
         if spec.get("columns"):
             ds = ds.select_columns(list(spec["columns"]))
-        return ds.select(range(int(limit))) if limit is not None and limit < len(ds) else ds
+        if limit is not None and limit < len(ds):
+            ds = ds.select(range(int(limit)))
+        return tag(ds, "hub", spec["id"], f"{spec['id']} from the hub ({ds.num_rows} rows)")
     loaders: dict[str, Callable[..., Any]] = {
         "nli_triplets": wd.load_nli_triplets, "caption_pairs": wd.load_caption_pairs, "sentences": wd.load_sentences,
         "stsb": wd.load_stsb, "file": wd.load_file,
@@ -216,7 +226,14 @@ def run_recipe(
     from workbench.data import load_stsb, source
     from workbench.evaluation import STSEvaluator
 
+    from workbench.models import resolve_model_path
+
     start = time.perf_counter()
+    # Resolve model ids first: a wrong or missing id fails in seconds, not after loading the data.
+    for spec in (recipe.teacher, recipe.model):
+        for key in ("base", "load", "model", "tokenizer"):
+            if isinstance(spec.get(key), str):
+                resolve_model_path(spec[key])
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     ev = recipe.eval
     sts_dev = None
@@ -274,6 +291,7 @@ def _card_writer(recipe: Recipe, datasets: dict[str, Any]) -> Callable[..., str]
     def write(model: Any, history: Any, trainer: Any) -> str:
         from workbench.data import load_stsb
         from workbench.evaluation import STSEvaluator
+        from workbench.data.sources import HUB_URL
         from workbench.models.card import DatasetInfo, model_card
 
         evaluations: dict[str, dict[str, float]] = {}
@@ -297,8 +315,9 @@ def _card_writer(recipe: Recipe, datasets: dict[str, Any]) -> Callable[..., str]
         infos = []
         for name, ds in datasets.items():
             samples = tuple({c: ds[i][c] for c in ds.column_names} for i in range(min(3, len(ds))))
+            location = (ds.info.homepage or "").removeprefix(HUB_URL) or None
             infos.append(DatasetInfo(name=name, size=len(ds), columns=tuple(ds.column_names), samples=samples,
-                                     location=(ds.info.homepage or None), loss=(recipe.loss.get("name") or None)))
+                                     location=location, loss=(recipe.loss.get("name") or None)))
         log = []
         losses = dict(zip(history.steps, history.losses, strict=True))
         eval_by_step = {e.step: e.metrics for e in history.evals}

@@ -111,7 +111,13 @@ class Trainer:
         cfg = self.config
         _seed_everything(cfg.seed)
         device = self.model.device
-        acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=device.type == "cpu")
+        precision = cfg.mixed_precision
+        if precision == "fp16" and device.type != "cuda":
+            # accelerate would silently train in fp32; say so, and record what really happens.
+            warnings.warn("mixed_precision='fp16' needs a CUDA GPU; training in fp32 on " + device.type, stacklevel=2)
+            precision = "no"
+        self.run_info.setdefault("precision_used", precision)
+        acc = Accelerator(mixed_precision=precision, cpu=device.type == "cpu")
         datasets = _named_datasets(self.train_data)
         data = [TokenizedData(d, self.model.tokenizer, self.model.max_seq_length) for d in datasets.values()]
         plan = _Plan(data, cfg)
