@@ -258,3 +258,14 @@ def test_length_bucketed_forward_equals_one_padded_forward(minilm_path):
         grads.append(model.layers[2].linear.weight.grad.clone())
     del model.bucket_rows
     assert torch.allclose(grads[0], grads[1], atol=1e-4)
+
+
+def test_truncation_is_announced_once(minilm_path):
+    model = load_model(minilm_path, device="cpu", max_seq_length=16)
+    long_text = "a very long sentence " * 20
+    with pytest.warns(UserWarning, match=r"1 text\(s\) are longer than max_seq_length=16"):
+        model.encode(["short", long_text])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.encode([long_text])  # said once per model
+        load_model(minilm_path, device="cpu").encode(["short enough"])

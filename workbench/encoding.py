@@ -138,6 +138,8 @@ def encode_texts(
             for chunk in _length_sorted_chunks(n, chunk_size):
                 enc = transformer.tokenize([items[i] for i in chunk], padding=False)
                 ids = enc["input_ids"]
+                _warn_truncation(model, [items[chunk.start + j] for j, row in enumerate(ids)
+                                         if len(row) >= transformer.max_seq_length])
                 order = sorted(range(len(ids)), key=lambda j: -len(ids[j]))  # longest first: OOM shows up early
                 pos = 0
                 while pos < len(order):
@@ -181,3 +183,20 @@ def encode_texts(
             model.train()
     out = result[0] if single else result
     return out.numpy() if output == "numpy" else out
+
+
+def _warn_truncation(model: Any, candidates: list[str]) -> None:
+    """Warn once per model when texts are longer than ``max_seq_length`` (their ends are ignored)."""
+    if not candidates or getattr(model, "_warned_truncation", False):
+        return
+    tok = model.transformer.tokenizer
+    limit = model.transformer.max_seq_length
+    # Rows exactly at the limit may fit; count only those that really were cut.
+    longer = [t for t in candidates if len(tok(t, truncation=False)["input_ids"]) > limit]
+    if longer:
+        model._warned_truncation = True
+        warnings.warn(
+            f"{len(longer)} text(s) are longer than max_seq_length={limit} tokens and were truncated "
+            f"(e.g. {longer[0][:60]!r}...); raise model.max_seq_length to keep more. This is said once per model.",
+            UserWarning, stacklevel=4,
+        )
