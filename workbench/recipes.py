@@ -341,6 +341,9 @@ def _epoch_at(history: Any, step: int) -> float | None:
     for e in history.evals:
         if e.step == step:
             return e.epoch
+    for s, epoch in zip(history.steps, history.epochs, strict=True):
+        if s == step:
+            return epoch
     return None
 
 

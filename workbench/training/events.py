@@ -105,6 +105,7 @@ class RunHistory:
 
     def __init__(self) -> None:
         self.steps: list[int] = []
+        self.epochs: list[float] = []
         self.losses: list[float] = []
         self.lrs: list[float] = []
         self.examples_per_s: list[float] = []
@@ -117,6 +118,7 @@ class RunHistory:
             self.total_steps = event.total_steps
         elif isinstance(event, Step):
             self.steps.append(event.step)
+            self.epochs.append(event.epoch)
             self.losses.append(event.loss)
             self.lrs.append(event.lr)
             self.examples_per_s.append(event.examples_per_s)
