@@ -225,7 +225,6 @@ def run_recipe(
     """
     from workbench.data import load_stsb, source
     from workbench.evaluation import STSEvaluator
-
     from workbench.models import resolve_model_path
 
     start = time.perf_counter()
@@ -290,8 +289,8 @@ def _card_writer(recipe: Recipe, datasets: dict[str, Any]) -> Callable[..., str]
 
     def write(model: Any, history: Any, trainer: Any) -> str:
         from workbench.data import load_stsb
-        from workbench.evaluation import STSEvaluator
         from workbench.data.sources import HUB_URL
+        from workbench.evaluation import STSEvaluator
         from workbench.models.card import DatasetInfo, model_card
 
         evaluations: dict[str, dict[str, float]] = {}
