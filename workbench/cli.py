@@ -3,6 +3,7 @@
     workbench encode "A sentence." "Another one." --out emb.npy
     workbench encode --file sentences.txt --out emb.npy
     workbench eval --model all-MiniLM-L6-v2 --splits dev,test
+    workbench quickstart --out workbench-out
 
 Errors that a user can fix (a missing file, a bad column, an unknown model) print one line
 and exit with status 2; ``WORKBENCH_DEBUG=1`` shows the full traceback instead.
@@ -114,6 +115,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from workbench.quickstart import QuickstartConfig, run_quickstart
+
+    config = QuickstartConfig.smoke() if args.smoke else QuickstartConfig()
+    given = {"out": args.out, "steps": args.steps, "model": args.model, "projection": args.projection}
+    run_quickstart(config.replace(**{k: v for k, v in given.items() if v is not None}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="A workbench for sentence embeddings.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
         tr.add_argument("--device", default=None)
         tr.set_defaults(func=cmd_train)
+
+    qs = sub.add_parser("quickstart", help="encode, evaluate, train briefly and write an HTML report (offline, ~3 min on CPU)")
+    qs.add_argument("--out", default=None, help="output folder for report.html, run/ and metrics.json (default: workbench-out)")
+    qs.add_argument("--steps", type=int, default=None, help="training steps (default: 40; 4 with --smoke)")
+    qs.add_argument("--model", default=None, help=f"the model to encode and evaluate with (default: {DEFAULT_MODEL})")
+    qs.add_argument("--projection", choices=["pca", "umap"], default=None, help="the 2-D projection (default: pca)")
+    qs.add_argument("--smoke", action="store_true", help="a tiny run (seconds of work), for tests")
+    qs.set_defaults(func=cmd_quickstart)
     return parser
 
 
