@@ -152,11 +152,19 @@ class Trainer:
             for step in range(start + 1, total + 1):
                 source, rows = plan.rows(step, acc.process_index, acc.num_processes)
                 features, labels = data[source].batch(rows, acc.device)
-                loss = self.loss(features, labels)
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingError(self._nan_message(step, scheduler.get_last_lr()[0]))
-                acc.backward(loss)
+                try:
+                    loss = self.loss(features, labels)
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        raise TrainingError(self._nan_message(step, scheduler.get_last_lr()[0]))
+                    acc.backward(loss)
+                except torch.cuda.OutOfMemoryError:
+                    optimizer.zero_grad(set_to_none=True)
+                    raise TrainingError(
+                        f"out of GPU memory at step {step} with batch_size={cfg.batch_size}. Use a smaller batch_size, "
+                        "or CachedMultipleNegativesRankingLoss (same effective batch, little memory: [loss] name = "
+                        "'CachedMultipleNegativesRankingLoss', mini_batch_size = 32), or a shorter max_seq_length."
+                    ) from None
                 if cfg.max_grad_norm > 0:
                     acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
