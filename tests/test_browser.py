@@ -1,0 +1,492 @@
+"""The widgets in a real browser (slow): JupyterLab, headless Chromium, Playwright.
+
+A copy of ``tests/browser/widgets.ipynb`` is opened in JupyterLab (a local server on a free
+port, a random token, a scratch folder and settings) in Debian's Chromium driven by Playwright.
+All cells are run from the Run menu; then the tests check what plotly drew against what the
+kernel holds (traces, points, bars), move the controls as a person would (a dropdown, a slider
+dragged with the mouse, a query typed, a button clicked) and wait for the figures to change in
+place, and save a screenshot of each widget in ``docs/screenshots/`` (or ``WORKBENCH_SCREENSHOTS``).
+
+Needs ``/usr/bin/chromium`` (``.ci/browser-deps.sh`` installs it; ``WORKBENCH_CHROMIUM`` names
+another) and the ``playwright`` package (the ``test`` extra). Without them the tests skip,
+unless ``WORKBENCH_REQUIRE_BROWSER=1``: then they fail. Every wait is bounded, and the server,
+its kernel and the browser are shut down whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "tests" / "browser" / "widgets.ipynb"
+CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# The code cells of the notebook, in order.
+SETUP, HEATMAP, PROJECTOR, SEARCH, DASHBOARD, STATE = range(6)
+SECOND = 1000  # Playwright counts milliseconds
+SERVER_START_S = 120
+RUN_ALL_S = 240  # model, 300 sentences, a first UMAP layout (numba compiles it) on 2 cores
+TRAIN_S = 150  # the dashboard's 10-step run
+
+
+# ----- what the page is asked (JavaScript run in the browser) -----------------------------------
+# The notebook's code cells, and the plotly figures in one of them.
+JS_CELL = "i => document.querySelectorAll('.jp-Notebook .jp-CodeCell')[i]"
+JS_PLOTS = f"i => Array.from(({JS_CELL})(i).querySelectorAll('.js-plotly-plot'))"
+# What a figure holds (its ``data``, as plotly.js got it) and what it drew (SVG), per trace.
+JS_DESCRIBE = f"""([i, k]) => {{
+  const gd = ({JS_PLOTS})(i)[k];
+  if (!gd || !gd.data) return null;
+  const title = gd.querySelector('.gtitle');
+  return {{
+    data: gd.data.map(t => ({{type: t.type, name: t.name || '', n: (t.x || t.z || []).length}})),
+    scatter: Array.from(gd.querySelectorAll('.scatterlayer .trace')).map(
+      g => g.querySelectorAll('path.point').length),
+    heatmaps: gd.querySelectorAll('.heatmaplayer .hm image').length,
+    bars: Array.from(gd.querySelectorAll('.barlayer .trace')).map(
+      g => g.querySelectorAll('.point path').length),
+    title: title ? title.textContent : '',
+    yticks: Array.from(gd.querySelectorAll('.yaxislayer-above .ytick text')).map(t => t.textContent),
+  }};
+}}"""
+# A fingerprint of what is drawn: it changes when the picture does.
+JS_FINGERPRINT = f"""([i, k]) => {{
+  const gd = ({JS_PLOTS})(i)[k];
+  if (!gd) return '';
+  const parts = [];
+  gd.querySelectorAll('path.point').forEach(p => parts.push(p.getAttribute('transform')));
+  gd.querySelectorAll('.hm image').forEach(im => parts.push(im.getAttribute('href') || ''));
+  gd.querySelectorAll('.gtitle, .ytick text').forEach(t => parts.push(t.textContent));
+  return parts.join('|');
+}}"""
+JS_PROMPTS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))
+  .map(p => p.textContent.trim())"""
+
+
+# ----- skipping -------------------------------------------------------------------------------
+def _required() -> bool:
+    return os.environ.get("WORKBENCH_REQUIRE_BROWSER", "") not in ("", "0", "false", "no")
+
+
+def _need_browser() -> None:
+    missing = []
+    if not os.access(CHROMIUM, os.X_OK):
+        missing.append(f"no Chromium at {CHROMIUM} (bash .ci/browser-deps.sh installs Debian's)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package is missing (pip install -e '.[test]')")
+    if missing:
+        reason = "browser test: " + "; ".join(missing)
+        if _required():
+            pytest.fail(reason + " (WORKBENCH_REQUIRE_BROWSER is set, so this is a failure, not a skip)")
+        pytest.skip(reason)
+
+
+# ----- the server -----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_settings(folder: Path) -> None:
+    """JupyterLab settings for a quiet, predictable page."""
+    settings = {
+        # Every cell in the DOM (no virtual scrolling), so that every figure is drawn.
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+        # No news or update toasts over the notebook.
+        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    }
+    for plugin, values in settings.items():
+        path = folder / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values), encoding="utf-8")
+
+
+def _api(base: str, token: str, path: str, method: str = "GET", timeout: float = 5) -> bytes:
+    request = urllib.request.Request(
+        f"{base}{path}", method=method, headers={"Authorization": f"token {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read()
+
+
+def _tail(path: Path, n: int = 4000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+class Lab:
+    """A JupyterLab server in a scratch folder holding a copy of the notebook."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.root = scratch / "root"
+        self.root.mkdir()
+        shutil.copy(NOTEBOOK, self.root / NOTEBOOK.name)
+        conf = scratch / "conf"
+        _write_settings(conf / "settings")
+        self.log = scratch / "jupyterlab.log"
+        self.port, self.token = _free_port(), secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env.update(
+            JUPYTERLAB_SETTINGS_DIR=str(conf / "settings"),
+            JUPYTERLAB_WORKSPACES_DIR=str(conf / "workspaces"),
+            JUPYTER_CONFIG_DIR=str(conf / "config"),
+            JUPYTER_DATA_DIR=str(conf / "data"),  # no user kernels: the python3 kernel is this interpreter
+            JUPYTER_RUNTIME_DIR=str(conf / "runtime"),
+            IPYTHONDIR=str(conf / "ipython"),
+            HF_HUB_OFFLINE="1",
+            HF_DATASETS_OFFLINE="1",
+            PYTHONUNBUFFERED="1",
+            PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+        )
+        cmd = [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+            "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+        ]  # fmt: skip
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/lab/tree/{NOTEBOOK.name}?token={self.token}"
+
+    def wait_ready(self, timeout: float = SERVER_START_S) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited ({self.proc.returncode}):\n{_tail(self.log)}")
+            try:
+                _api(self.base, self.token, "/api/status", timeout=2)
+                return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.5)
+        raise RuntimeError(f"JupyterLab did not answer within {timeout:.0f} s:\n{_tail(self.log)}")
+
+    def stop(self) -> None:
+        """Shut the server down (it shuts its kernels down), then make sure it is gone."""
+        if self.proc.poll() is None:
+            try:
+                _api(self.base, self.token, "/api/shutdown", method="POST")
+            except (urllib.error.URLError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.killpg(self.proc.pid, sig)  # its own session: only what it started
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                continue
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    _need_browser()
+    server = Lab(tmp_path_factory.mktemp("lab"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(lab, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            context.set_default_timeout(30 * SECOND)
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def notebook(page, lab):
+    """The notebook open in the browser with all its cells run: the page."""
+    page.goto(lab.url, timeout=90 * SECOND)
+    page.locator(".jp-Notebook .jp-CodeCell").nth(STATE).wait_for(timeout=90 * SECOND)
+    # The kernel is up when the status bar says so; cells run before would wait for it anyway.
+    page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).first.wait_for(
+        timeout=90 * SECOND
+    )
+    page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
+    page.locator(".lm-Menu-content .lm-Menu-item", has_text="Run All Cells").first.click()
+    done = page.wait_for_function(
+        f"""() => {{
+          const prompts = ({JS_PROMPTS})();
+          return prompts.length === {STATE + 1} && prompts.every(p => /^\\[\\d+\\]:$/.test(p))
+            || document.querySelector('.jp-Notebook .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]');
+        }}""",
+        timeout=RUN_ALL_S * SECOND,
+        polling=500,
+    )
+    assert done, "the cells did not finish"
+    errors = page.locator(
+        '.jp-Notebook .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
+    )
+    assert errors.count() == 0, f"a cell raised:\n{errors.first.inner_text()}"
+    # Figures are drawn asynchronously after the widget views are created.
+    for cell in (HEATMAP, PROJECTOR, SEARCH, DASHBOARD):
+        page.wait_for_function(
+            f"i => ({JS_PLOTS})(i).length > 0 && ({JS_PLOTS})(i).every(gd => gd.data && gd._fullLayout)",
+            arg=cell,
+            timeout=60 * SECOND,
+        )
+    return page
+
+
+# ----- helpers --------------------------------------------------------------------------------
+def _cell(page, i):
+    return page.locator(".jp-Notebook .jp-CodeCell").nth(i)
+
+
+def _describe(page, cell: int, k: int = 0) -> dict:
+    return page.evaluate(JS_DESCRIBE, [cell, k])
+
+
+def _fingerprint(page, cell: int, k: int = 0) -> str:
+    return page.evaluate(JS_FINGERPRINT, [cell, k])
+
+
+def _wait_redrawn(page, cell: int, before: str, timeout_s: float, k: int = 0) -> None:
+    page.wait_for_function(
+        f"([i, k, before]) => ({JS_FINGERPRINT})([i, k]) !== before",
+        arg=[cell, k, before],
+        timeout=timeout_s * SECOND,
+        polling=250,
+    )
+
+
+def _state(page) -> dict:
+    text = _cell(page, STATE).locator(".jp-OutputArea").inner_text()
+    match = re.search(r"STATE (\{.*\})", text)
+    assert match, f"no STATE line in the last cell's output: {text!r}"
+    return json.loads(match.group(1))
+
+
+def _no_errors_shown(page, cell: int) -> None:
+    text = _cell(page, cell).locator(".jp-OutputArea").inner_text()
+    for bad in ("Traceback", "Error displaying widget", "Failed to load model class"):
+        assert bad not in text, f"cell {cell} shows {bad!r}:\n{text[-3000:]}"
+
+
+def _screenshot(page, cell: int, name: str) -> Path:
+    folder = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or REPO / "docs" / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    widget = (
+        _cell(page, cell)
+        .locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"]')
+        .last
+    )
+    widget.scroll_into_view_if_needed()
+    page.mouse.move(0, 0)  # no hover label in the picture
+    widget.screenshot(path=str(path), animations="disabled")
+    assert path.stat().st_size > 5000, f"{path} is suspiciously small"
+    return path
+
+
+def _drag_slider(page, slider, fraction: float) -> None:
+    """Drag a slider's handle with the mouse to ``fraction`` of its track, and let go."""
+    track = slider.locator(".noUi-target").first
+    handle = slider.locator(".noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    box_t, box_h = track.bounding_box(), handle.bounding_box()
+    assert box_t and box_h, "the slider is not visible"
+    y = box_h["y"] + box_h["height"] / 2
+    page.mouse.move(box_h["x"] + box_h["width"] / 2, y)
+    page.mouse.down()
+    target = box_t["x"] + fraction * box_t["width"]
+    for step in range(1, 6):  # a few moves, as a hand would make
+        page.mouse.move(box_h["x"] + (target - box_h["x"]) * step / 5, y)
+    page.mouse.up()
+
+
+# ----- the tests --------------------------------------------------------------------------------
+def test_every_widget_is_drawn_as_the_kernel_holds_it(notebook):
+    page = notebook
+    state = _state(page)
+    assert state["errors"] == [0, 0, 0, 0], f"widget callbacks raised: {state}"
+    for cell in (HEATMAP, PROJECTOR, SEARCH, DASHBOARD):
+        _no_errors_shown(page, cell)
+
+    heat = _describe(page, HEATMAP)
+    n_traces, rows, cols = state["heatmap"]
+    assert [t["type"] for t in heat["data"]] == ["heatmap"] * n_traces
+    assert heat["heatmaps"] == n_traces == 1 and heat["data"][0]["n"] == rows == cols
+    assert "cosine similarity" in heat["title"]
+
+    proj = _describe(page, PROJECTOR)
+    assert [t["n"] for t in proj["data"]] == state["projector"], "browser and kernel disagree on the points"
+    assert state["projector_shown"] == "umap"
+    assert proj["scatter"] == state["projector"], (
+        f"SVG points per trace {proj['scatter']} != {state['projector']}"
+    )
+    assert proj["data"][-2]["name"].startswith("matches") and proj["data"][-1]["name"] == "selected"
+
+    search = _describe(page, SEARCH)
+    n_bar_traces, n_results = state["search"]
+    assert len(search["bars"]) == n_bar_traces == 1 and search["bars"][0] == n_results == 5
+    assert search["yticks"][0].startswith("1. ")
+
+    curves = _describe(page, DASHBOARD, 0)
+    assert len(curves["data"]) == state["curves"] == 2 and curves["scatter"] == [0, 0]  # nothing trained yet
+    sliders = page.locator(".jp-Notebook .widget-slider")
+    # projector: n_neighbors, min_dist; search: k; dashboard: lr, warmup, steps, scale
+    assert sliders.count() >= 7, f"only {sliders.count()} sliders on the page"
+
+    _screenshot(page, HEATMAP, "heatmap.png")
+    _screenshot(page, PROJECTOR, "projector.png")
+    _screenshot(page, SEARCH, "search.png")
+
+
+def test_heatmap_redraws_when_the_similarity_function_changes(notebook):
+    page = notebook
+    before = _fingerprint(page, HEATMAP)
+    _cell(page, HEATMAP).locator(".widget-dropdown select").first.select_option("euclidean")
+    _wait_redrawn(page, HEATMAP, before, timeout_s=30)
+    page.wait_for_function(
+        f"i => ({JS_PLOTS})(i)[0].querySelector('.gtitle').textContent.includes('euclidean')",
+        arg=HEATMAP,
+        timeout=30 * SECOND,
+    )
+    heat = _describe(page, HEATMAP)
+    assert heat["heatmaps"] == 1 and "euclidean similarity" in heat["title"]
+    _no_errors_shown(page, HEATMAP)
+
+
+def test_projector_moves_the_points_when_min_dist_is_dragged(notebook):
+    page = notebook
+    cell = _cell(page, PROJECTOR)
+    slider = cell.locator(".widget-slider", has_text="min_dist").first
+    readout = slider.locator(".widget-readout")
+    old_value = float(readout.inner_text())
+    before = _fingerprint(page, PROJECTOR)
+    _drag_slider(page, slider, 0.8)
+    page.wait_for_function(
+        "([el, old]) => parseFloat(el.textContent) !== old", arg=[readout.element_handle(), old_value]
+    )
+    new_value = float(readout.inner_text())
+    assert new_value > old_value + 0.2, f"min_dist went from {old_value} to {new_value} only"
+    # The kernel re-runs UMAP (half the epochs, from the layout on screen) and moves the points.
+    _wait_redrawn(page, PROJECTOR, before, timeout_s=90)
+    status = cell.locator(".widget-html", has_text="UMAP").first
+    status.wait_for(timeout=30 * SECOND)
+    page.wait_for_function(
+        "([el, v]) => el.textContent.includes('min_dist=' + v)",
+        arg=[status.element_handle(), f"{new_value:g}"],
+        timeout=90 * SECOND,
+    )
+    proj = _describe(page, PROJECTOR)
+    assert sum(proj["scatter"][:-2]) == sum(_state(page)["projector"][:-2]), "points were lost on the way"
+    _no_errors_shown(page, PROJECTOR)
+    _screenshot(page, PROJECTOR, "projector-min-dist.png")
+
+
+def test_search_answers_a_typed_query_and_the_k_slider(notebook):
+    page = notebook
+    cell = _cell(page, SEARCH)
+    before = _fingerprint(page, SEARCH)
+    box = cell.locator("input[type=text]").first
+    box.fill("A dog runs through the grass.")
+    box.press("Enter")
+    _wait_redrawn(page, SEARCH, before, timeout_s=30)
+    cell.locator("caption", has_text="top 5 for: A dog runs through the grass.").wait_for()
+    assert "A dog runs through the grass." in _describe(page, SEARCH)["title"]
+    # k: one step right with the keyboard, one more bar.
+    before = _fingerprint(page, SEARCH)
+    handle = cell.locator(".widget-slider", has_text="k").locator(".noUi-handle").first
+    handle.focus()
+    handle.press("ArrowRight")
+    _wait_redrawn(page, SEARCH, before, timeout_s=30)
+    page.wait_for_function(
+        f"i => ({JS_PLOTS})(i)[0].querySelectorAll('.barlayer .point').length === 6",
+        arg=SEARCH,
+        timeout=30 * SECOND,
+    )
+    _no_errors_shown(page, SEARCH)
+
+
+def test_dashboard_start_trains_and_the_curves_grow(notebook):
+    page = notebook
+    cell = _cell(page, DASHBOARD)
+    start = cell.get_by_role("button", name="Start")
+    stop = cell.get_by_role("button", name="Stop")
+    assert start.is_enabled() and stop.is_disabled()
+    start.click()
+    # A background thread trains; the page stays live, Stop is enabled meanwhile, Start again at the end.
+    page.wait_for_function(
+        f"""i => {{
+          const gds = ({JS_PLOTS})(i);
+          const start = Array.from(({JS_CELL})(i).querySelectorAll('button'))
+            .find(b => b.textContent.trim() === 'Start');
+          return gds.length === 2 && gds[0].data && gds[0].data.length === 2
+            && (gds[0].data[0].x || []).length === 10 && start && !start.disabled
+            && gds[1].data && gds[1].data.length === 2;
+        }}""",
+        arg=DASHBOARD,
+        timeout=TRAIN_S * SECOND,
+        polling=500,
+    )
+    curves = _describe(page, DASHBOARD, 0)
+    assert curves["scatter"][0] == 10, f"loss points drawn: {curves['scatter']}"  # a point per step
+    assert curves["scatter"][1] == 3, f"STS dev points drawn: {curves['scatter']}"  # steps 0, 5, 10
+    earlier = _describe(page, DASHBOARD, 1)  # the comparison, read back from the run folder
+    assert [t["n"] for t in earlier["data"]] == [10, 3]
+    cell.locator("td", has_text="completed").first.wait_for()
+    _no_errors_shown(page, DASHBOARD)
+    _screenshot(page, DASHBOARD, "dashboard.png")
+
+
+def test_nothing_on_the_page_shows_an_error(notebook):
+    text = notebook.locator(".jp-Notebook").inner_text()
+    for bad in ("Traceback", "Error displaying widget"):
+        assert bad not in text, f"the page shows {bad!r}"
