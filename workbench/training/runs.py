@@ -7,7 +7,9 @@
       best/              # the best model so far (by the primary metric)
       model/             # the final model with its card
 
-Every file and folder is written aside and renamed into place.
+Every file and folder is written aside and renamed into place, and a folder is renamed aside
+before it is deleted: a crash never leaves a half-written or half-deleted folder under a name
+that a resume would read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,21 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def discard_dir(path: Path) -> None:
+    """Delete a folder, renaming it aside first: readers see it whole or not at all, never half-deleted."""
+    if not path.exists():
+        return
+    trash = path.with_name(f".{path.name}.deleting-{uuid.uuid4().hex[:8]}")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _remove_leftovers(folder: Path, name: str) -> None:
+    """Folders ``.NAME.deleting-*`` that a crash left behind mid-delete."""
+    for old in folder.glob(f".{name}.deleting-*") if folder.is_dir() else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class RunDir:
     """Files of one run. Only the main process writes."""
 
@@ -55,7 +73,7 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / "config.json", json.dumps(config, indent=2, default=str) + "\n")
         atomic_write_text(self.metrics_path, "")
-        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        self.clear_checkpoints()
 
     def log(self, event: Event) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
@@ -84,14 +102,13 @@ class RunDir:
         try:
             model.save(tmp / "model", card="")
             torch.save(state, tmp / "trainer_state.pt")
-            if final.exists():
-                shutil.rmtree(final)
+            discard_dir(final)  # the same step saved again (an interrupted or failed run)
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         for old in self._checkpoint_dirs()[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+            discard_dir(old)
         return final
 
     def _checkpoint_dirs(self) -> list[Path]:
@@ -106,6 +123,8 @@ class RunDir:
     def latest_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
         """The newest complete checkpoint (half-written ones never carry the final name)."""
         for path in reversed(self._checkpoint_dirs()):
+            if not (path / "model" / "modules.json").is_file():
+                continue
             try:
                 state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)
             except (OSError, RuntimeError, EOFError):
@@ -114,7 +133,8 @@ class RunDir:
         return None
 
     def clear_checkpoints(self) -> None:
-        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        discard_dir(self.checkpoints)
+        _remove_leftovers(self.path, self.checkpoints.name)
 
 
 @dataclass(frozen=True)
