@@ -69,7 +69,21 @@ def _check_texts(texts: Any) -> tuple[list[str], bool]:
     for i, text in enumerate(out):
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__} ({text!r:.60}); encode takes strings only")
+        if not text.isascii():
+            _check_unicode(text, f"texts[{i}]")
     return out, False
+
+
+def _check_unicode(text: str, label: str) -> None:
+    """A lone surrogate (bytes decoded with errors='surrogateescape') would reach the tokenizer as an
+    unexplained TypeError; name it instead."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{label} is not valid Unicode: a lone surrogate {text[err.start]!r} at position {err.start} "
+            f"({text[:40]!r}...); it usually comes from bytes decoded with errors='surrogateescape'"
+        ) from None
 
 
 def _length_sorted_chunks(n: int, chunk: int) -> list[range]:
