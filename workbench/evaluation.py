@@ -24,7 +24,8 @@ Undefined correlations: when the predicted scores of a function are all equal (a
 model, e.g. one that maps every sentence to the same vector), Pearson and Spearman are
 undefined and reported as ``nan`` ("all equal" allows a spread of 1e-12 of their magnitude,
 float64 rounding noise); ``*_max`` skips ``nan`` entries and is ``nan`` only when every
-function is.
+function is. Non-finite embeddings (NaN or inf, from a diverged model) are an error, not a
+``nan`` metric: they would otherwise also count as lost triplet comparisons.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def sts_metrics(
         predictions give ``nan`` for that function (see the module docstring).
 
     Raises:
-        ValueError: fewer than 2 pairs, mismatched lengths or shapes, non-finite or constant
-            gold scores, no or unknown functions.
+        ValueError: fewer than 2 pairs, mismatched lengths or shapes, non-finite embeddings,
+            non-finite or constant gold scores, no or unknown functions.
 
     Example:
         >>> e1 = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
@@ -116,7 +117,8 @@ def mse_metric(teacher: Any, student: Any) -> dict[str, float]:
         follows sentence-transformers, the training loss has no such factor).
 
     Raises:
-        ValueError: shapes differ (e.g. a student narrower than an unreduced teacher), or empty.
+        ValueError: shapes differ (e.g. a student narrower than an unreduced teacher), empty, or
+            non-finite values.
 
     Example:
         >>> mse_metric(np.zeros((2, 2)), np.full((2, 2), 0.5))
@@ -146,7 +148,7 @@ def triplet_accuracy(
         ``mean(sim(a, p) > sim(a, n) + margin)`` as a float in ``[0, 1]``.
 
     Raises:
-        ValueError: shapes differ, no triplets, or unknown ``fn``.
+        ValueError: shapes differ, no triplets, non-finite embeddings, or unknown ``fn``.
 
     Example:
         >>> a = np.array([[1.0, 0.0], [1.0, 0.0]])
@@ -520,6 +522,14 @@ def _as_float64(x: Any, label: str) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{label} must have shape (n, dim), got shape {arr.shape}")
+    # A NaN row would make every correlation NaN and silently lose every triplet comparison.
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"{label} holds non-finite values (NaN or inf) in {len(rows)} of {len(arr)} rows, first row {rows[0]}; "
+            "the encoder produced them (a diverged model, or fp16 overflow): no metric is computed on them"
+        )
     return arr
 
 
