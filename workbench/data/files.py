@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,9 @@ _EXTENSIONS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,9 @@ def read_records(
         The file's :class:`Records`.
 
     Raises:
-        DataError: the file is missing, unreadable, empty, not UTF-8, malformed (wrong number
-            of fields, invalid JSON) or lacks a required column.
+        DataError: the file is missing, unreadable, empty, not UTF-8 (or holds NUL characters:
+            UTF-16 without a byte-order mark), malformed (wrong number of fields, invalid JSON) or
+            lacks a required column.
     """
     path = Path(path)
     fmt = detect_format(path, format)
@@ -222,6 +227,12 @@ def _read_text(path: Path) -> str:
         ) from None
     if not text.strip():
         raise DataError(f"{path}: the file is empty (expected a header line)")
+    if "\x00" in text:
+        line = len(_LINE_BREAK.findall(text, 0, text.index("\x00"))) + 1
+        raise DataError(
+            f"{path}, line {line}: holds a NUL character, which text files do not; the file looks like "
+            "UTF-16 without a byte-order mark, or binary data. Save it as UTF-8"
+        )
     return text
 
 
@@ -276,7 +287,9 @@ def _check_header(path: Path, fields: list[str]) -> list[str]:
 def _read_jsonl(path: Path, text: str) -> Records:
     objects: list[dict[str, Any]] = []
     lines: list[int] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Records end at \n, \r\n or \r only: str.splitlines() would also cut at U+2028, U+2029 and
+    # U+0085, which JSON allows unescaped inside strings (json.dumps(ensure_ascii=False) writes them).
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
         if not line.strip():
             continue
         try:
