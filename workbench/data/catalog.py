@@ -25,7 +25,7 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, Features, Value, concatenate_datasets
 
-from .files import Records, read_records
+from .files import Records, is_number, read_records
 from .sample import sample_file
 from .sources import DataError, resolve
 
@@ -281,10 +281,13 @@ def _texts(records: Records, column: str) -> list[str]:
 
 
 def _score(records: Records, index: int, value: Any, low: float = 0.0, high: float = 5.0) -> float:
+    # JSON true/false and text such as "1_0" would pass float(); a score is a plain number.
+    if isinstance(value, bool) or (isinstance(value, str) and not is_number(value)):
+        raise records.error(index, f"score {value!r} is not a number")
     try:
         score = float(value)
-    except (TypeError, ValueError):
-        raise records.error(index, f"score {value!r} is not a number") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
+        raise records.error(index, f"score {value!r:.40} is not a number") from None
     if not math.isfinite(score):
         raise records.error(index, f"score is {value!r}; it must be a finite number in {low:g}..{high:g}")
     if not low <= score <= high:

@@ -47,6 +47,8 @@ _EXTENSIONS = {
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_INT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
+_FLOAT = re.compile(r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)\s*", re.ASCII | re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -350,11 +352,17 @@ def _in_memory(table: Any) -> Any:
     return InMemoryTable(table)
 
 
+def is_number(text: str) -> bool:
+    """Whether a table cell reads as a number: ASCII digits with an optional sign, decimal point and
+    exponent, or nan/inf. (``float()`` also takes ``"1_000"`` and non-ASCII digits, which in a
+    data file are more likely text.)"""
+    return _FLOAT.fullmatch(text) is not None
+
+
 def _infer(values: list[str]) -> list[Any]:
     """Strings -> ints or floats when every value is one (pandas-like), else unchanged."""
-    for convert in (int, float):
-        try:
-            return [convert(v) for v in values]
-        except ValueError:
-            continue
+    if all(_INT.fullmatch(v) for v in values):
+        return [int(v) for v in values]
+    if all(_FLOAT.fullmatch(v) for v in values):
+        return [float(v) for v in values]
     return values
