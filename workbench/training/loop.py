@@ -5,6 +5,11 @@ the loss, check it is finite, step AdamW under a warmup/decay schedule, and at f
 emit ``Step``/``Eval``/``Checkpoint`` events. Mixed precision and several GPUs come from
 ``accelerate``; only the main process writes files and emits events.
 
+Several processes (``torchrun --nproc_per_node N -m workbench.cli train recipe.toml``): each
+takes its share of every batch (so the global batch is ``batch_size``), gradients are averaged
+by DDP, the logged loss is the mean over processes, and in-batch negatives (MNRL) come from a
+process's own share only. The main process evaluates while the others wait at a barrier.
+
 Example:
     >>> events = []                                                              # doctest: +SKIP
     >>> Trainer(model, loss, TrainConfig(max_steps=50), data, evaluator,
@@ -107,6 +112,7 @@ class Trainer:
             resume: continue from the latest checkpoint in ``run_dir``.
         """
         from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
 
         cfg = self.config
         _seed_everything(cfg.seed)
@@ -117,17 +123,26 @@ class Trainer:
             warnings.warn("mixed_precision='fp16' needs a CUDA GPU; training in fp32 on " + device.type, stacklevel=2)
             precision = "no"
         self.run_info.setdefault("precision_used", precision)
-        acc = Accelerator(mixed_precision=precision, cpu=device.type == "cpu")
+        # Under DDP: a Hugging Face transformer's own pooler (BERT's) never reaches the sentence
+        # embedding, and DDP stops at the second step unless it is told to expect unused parameters.
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+        acc = Accelerator(mixed_precision=precision, cpu=device.type == "cpu", kwargs_handlers=[ddp])
+        if self.run is not None and acc.num_processes > 1:
+            self.run = RunDir(_from_main(acc, str(self.run.path)))  # one run folder, the main process's
         datasets = _named_datasets(self.train_data)
         data = [TokenizedData(d, self.model.tokenizer, self.model.max_seq_length) for d in datasets.values()]
-        plan = _Plan(data, cfg)
+        plan = _Plan(data, cfg, acc.num_processes)
         total = plan.total_steps
         warmup = math.ceil(total * cfg.warmup_ratio)
 
         optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _linear_schedule(s, warmup, total))
         model, optimizer = acc.prepare(self.model, optimizer)
-        self.loss.model = model  # the loss embeds through the (possibly wrapped) model
+        # The loss embeds through the (possibly DDP-wrapped) model, so gradients are averaged as they
+        # are computed. A loss whose backward re-runs the model (GradCache) cannot go through DDP's
+        # hooks: it gets the bare model, and the gradients are averaged after the backward pass.
+        sync_after_backward = acc.num_processes > 1 and _replays_forward_in_backward(self.loss)
+        self.loss.model = acc.unwrap_model(model) if sync_after_backward else model
         main = acc.is_main_process
 
         start = 0
@@ -154,10 +169,13 @@ class Trainer:
                 features, labels = data[source].batch(rows, acc.device)
                 try:
                     loss = self.loss(features, labels)
-                    value = float(loss.detach())
+                    # The mean over processes: every process sees the same value, so a NaN on one stops all.
+                    value = _mean_over_processes(acc, loss.detach())
                     if not math.isfinite(value):
                         raise TrainingError(self._nan_message(step, scheduler.get_last_lr()[0]))
                     acc.backward(loss)
+                    if sync_after_backward:
+                        _average_gradients(acc, model)
                 except torch.cuda.OutOfMemoryError:
                     optimizer.zero_grad(set_to_none=True)
                     raise TrainingError(
@@ -186,19 +204,19 @@ class Trainer:
                     model.train()
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
                     self._checkpoint(acc, optimizer, scheduler, step)
-                if self._stop.is_set():
+                if _any_process(acc, self._stop.is_set()):  # all processes stop at the same step
                     reason = "stopped"
                     break
         except TrainingError as err:
-            if self.run is not None:
-                self._checkpoint(acc, optimizer, scheduler, self.step)  # the weights before the bad step
+            if self.run is not None:  # the weights before the bad step
+                self._checkpoint(acc, optimizer, scheduler, self.step, all_processes=False)
             if main:
                 self._emit(Done(step=self.step, reason="failed", elapsed_s=time.perf_counter() - t0,
                                 best_step=self.best_step, best_value=self.best_value, error=str(err)))
             raise
         except KeyboardInterrupt:
             if self.run is not None:
-                self._checkpoint(acc, optimizer, scheduler, self.step)
+                self._checkpoint(acc, optimizer, scheduler, self.step, all_processes=False)
             if main:
                 self._emit(Done(step=self.step, reason="interrupted", elapsed_s=time.perf_counter() - t0,
                                 best_step=self.best_step, best_value=self.best_value))
@@ -218,6 +236,7 @@ class Trainer:
         if self.run is not None and main:
             model_path = str(self._save_final())
             self.run.clear_checkpoints()
+        acc.wait_for_everyone()  # every process returns once the run folder is complete
         if main:
             self._emit(Done(step=self.step, reason=reason, elapsed_s=time.perf_counter() - t0,
                             best_step=self.best_step, best_value=self.best_value, model_path=model_path))
@@ -234,6 +253,7 @@ class Trainer:
         self._final_eval_step = step
         if not acc.is_main_process:
             acc.wait_for_everyone()
+            self.best_value, self.best_step = _from_main(acc, None)
             return
         metrics = {k: float(v) for k, v in self.evaluator(acc.unwrap_model(self.model)).items()}
         primary = getattr(self.evaluator, "primary_metric", None)
@@ -246,15 +266,28 @@ class Trainer:
         self.final_metrics = dict(metrics)
         self._emit(Eval(step=step, epoch=plan.epoch_of(step), metrics=metrics, primary=primary, value=value, is_best=is_best))
         acc.wait_for_everyone()
+        _from_main(acc, (self.best_value, self.best_step))  # so every process loads the same best weights
 
-    def _checkpoint(self, acc: Any, optimizer: Any, scheduler: Any, step: int) -> None:
-        if self.run is None or not acc.is_main_process:
+    def _checkpoint(self, acc: Any, optimizer: Any, scheduler: Any, step: int, all_processes: bool = True) -> None:
+        """Save a resumable checkpoint (main process). ``all_processes``: every process is here
+        (not so after an error on one), so each one's RNG state is gathered: their dropout
+        streams differ, and an exact resume needs them all."""
+        if self.run is None:
+            return
+        rng = _rng_state()
+        per_process = None
+        if all_processes and acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            per_process = gather_object([rng])  # in process order
+        if not acc.is_main_process:
             return
         state = {
             "step": step,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng,
+            "rng_per_process": per_process,
             "best_value": self.best_value,
             "best_step": self.best_step,
             "last_eval_step": self._last_eval_step,
@@ -270,7 +303,9 @@ class Trainer:
         self._load_weights(model_dir)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        per_process = state.get("rng_per_process")
+        own = per_process is not None and len(per_process) == acc.num_processes
+        _set_rng_state(per_process[acc.process_index] if own else state["rng"])
         self.best_value, self.best_step = state["best_value"], state["best_step"]
         self._last_eval_step = self._final_eval_step = state.get("last_eval_step")
         if acc.is_main_process:
@@ -306,11 +341,12 @@ class _Plan:
 
     With several data sets, an epoch is one pass over all of them; each batch comes from one
     data set (its columns may differ from the others'), and the batches of all sets are
-    shuffled together, so each set is seen in proportion to its size.
+    shuffled together, so each set is seen in proportion to its size. With ``world`` processes,
+    a batch of fewer than ``world`` rows (a last, partial one) is dropped: each process needs a row.
     """
 
-    def __init__(self, data: list[TokenizedData], cfg: TrainConfig):
-        self.data, self.cfg = data, cfg
+    def __init__(self, data: list[TokenizedData], cfg: TrainConfig, world: int = 1):
+        self.data, self.cfg, self.world = data, cfg, world
         self._epochs: list[list[tuple[int, list[int]]]] = []
         per_epoch = len(self._epoch(0))
         if per_epoch == 0:
@@ -322,7 +358,8 @@ class _Plan:
         while len(self._epochs) <= e:
             n, c = len(self._epochs), self.cfg
             batches = [(i, b) for i, d in enumerate(self.data)
-                       for b in d.epoch_batches(n, c.batch_size, c.seed + 7919 * i, c.no_duplicates, c.drop_last)]
+                       for b in d.epoch_batches(n, c.batch_size, c.seed + 7919 * i, c.no_duplicates, c.drop_last)
+                       if len(b) >= self.world]
             if len(self.data) > 1:
                 gen = torch.Generator().manual_seed(c.seed * 100_003 + n + 1)
                 batches = [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
@@ -362,6 +399,51 @@ def _named_datasets(train_data: Any) -> dict[str, Any]:
     if isinstance(train_data, dict) and train_data and all(is_dataset(v) for v in train_data.values()):
         return dict(train_data)
     return {"train": train_data}
+
+
+def _mean_over_processes(acc: Any, value: torch.Tensor) -> float:
+    """A scalar averaged over all processes (itself with one process)."""
+    if acc.num_processes == 1:
+        return float(value)
+    return float(acc.reduce(value.float().reshape(1), reduction="mean"))
+
+
+def _any_process(acc: Any, flag: bool) -> bool:
+    """True on every process when it is true on any (a stop asked for on one must end all)."""
+    if acc.num_processes == 1:
+        return flag
+    return bool(acc.reduce(torch.tensor([float(flag)], device=acc.device), reduction="sum") > 0)
+
+
+def _replays_forward_in_backward(loss: Any) -> bool:
+    from workbench.losses import CachedMultipleNegativesRankingLoss
+
+    return isinstance(loss, CachedMultipleNegativesRankingLoss)
+
+
+def _average_gradients(acc: Any, model: torch.nn.Module) -> None:
+    """Average the gradients over processes in one all-reduce (what DDP does during the backward pass)."""
+    import torch.distributed as dist
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])  # (n_params,)
+    dist.all_reduce(flat)
+    flat /= acc.num_processes
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _from_main(acc: Any, obj: Any) -> Any:
+    """The main process's ``obj`` on every process (a picklable value)."""
+    if acc.num_processes == 1:
+        return obj
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([obj], from_process=0)[0]
 
 
 def _linear_schedule(step: int, warmup: int, total: int) -> float:
