@@ -269,7 +269,7 @@ type_names = st.one_of(
 ).filter(lambda s: s.rsplit(".", 1)[-1] not in _KNOWN)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=type_names)
 def test_any_unknown_module_type_is_refused_without_importing(kind, st_folder, tmp_path):
     folder = tmp_path / "types"
