@@ -319,9 +319,6 @@ def test_sigkill_while_clearing_checkpoints_keeps_the_final_model(killed_in_clea
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="training/loop.py: Done is written only after the checkpoints are cleared, "
-                   "so a run killed there lists as 'unfinished' although its model is complete, and "
-                   "fit(resume=True) fails with 'no checkpoint to resume from'")
 def test_a_run_killed_while_clearing_checkpoints_reads_as_completed(killed_in_cleanup):
     assert [r.status for r in list_runs(killed_in_cleanup.parent)] == ["completed"]
 
@@ -443,9 +440,6 @@ def test_kernel_interrupt_between_steps_keeps_a_checkpoint_and_resume_finishes_t
     _assert_same_run(reference, run_dir)
 
 
-@pytest.mark.xfail(strict=True, reason="training/loop.py: the checkpoint written on KeyboardInterrupt records the RNG "
-                   "after the interrupted step's forward drew its dropout masks (and replaces the good checkpoint of "
-                   "the same step), so the resumed run trains that step with other masks")
 def test_kernel_interrupt_inside_a_step_then_resume_equals_an_uninterrupted_run(helpers, reference, minilm_path,
                                                                                 tmp_path):
     run_dir = tmp_path / "run"
@@ -561,9 +555,6 @@ def test_dashboard_lists_past_runs_after_a_kernel_restart(recipe_file, tmp_path)
     assert dash.errors == []
 
 
-@pytest.mark.xfail(strict=True, reason="widgets/dashboard.py and recipes.py name a run folder NAME-YYYYmmdd-HHMMSS: "
-                   "two Starts within one second share a folder, and the second wipes the first's metrics and "
-                   "checkpoints (RunDir.start); the name needs a suffix when the folder exists")
 def test_dashboard_starts_within_one_second_get_their_own_folders(recipe_file, tmp_path, monkeypatch):
     import workbench.recipes
     from workbench.widgets import TrainingDashboard

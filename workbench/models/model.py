@@ -264,7 +264,7 @@ class EmbeddingModel(nn.Module):
             allow_pickle: allow ``pytorch_model.bin`` weights (pickle can run code when loaded).
             revision: hub revision (branch, tag or commit).
         """
-        path = resolve_model_path(name_or_path, revision)
+        path = resolve_model_path(name_or_path, revision, allow_pickle)
         modules, settings, is_st = read_modules(path, trust_remote_code, allow_pickle, max_seq_length)
         if not is_st:
             warnings.warn(

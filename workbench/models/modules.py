@@ -131,6 +131,7 @@ class Transformer(nn.Module):
         try:
             config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
             _quiet_transformers()
+            _check_files(path, has_safetensors)
             model = AutoModel.from_pretrained(
                 str(path),
                 config=config,
@@ -182,6 +183,22 @@ class Transformer(nn.Module):
             raise ValueError(f"keep_layers={layers}: need distinct layer indices in 0..{n - 1}")
         encoder.layer = nn.ModuleList([stack[i] for i in layers])
         self.auto_model.config.num_hidden_layers = len(layers)
+
+
+def _check_files(path: Path, has_safetensors: bool) -> None:
+    """Weights as safetensors (or opted-in pickle) and tokenizer files must be there."""
+    if not has_safetensors and not any(path.glob("*.bin")):
+        raise ValueError(
+            f"{path} has no safetensors weights (model.safetensors). If the model is published only as "
+            "pickle (pytorch_model.bin), pass allow_pickle=True if you trust the source."
+        )
+    tokenizer_files = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                       "sentencepiece.bpe.model")
+    if not any((path / f).is_file() for f in tokenizer_files):
+        raise FileNotFoundError(
+            f"{path} has no tokenizer files (one of {', '.join(tokenizer_files)}); without them every word "
+            "would become [UNK]. Save the tokenizer next to the model (tokenizer.save_pretrained)."
+        )
 
 
 def _quiet_transformers() -> None:
@@ -286,12 +303,18 @@ def make_activation(name: str | nn.Module | None) -> nn.Module:
     short = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "silu": nn.SiLU}
     if name.lower() in short:
         return short[name.lower()]()
-    # Dotted paths as sentence-transformers writes them; only torch.nn classes, never arbitrary imports.
+    # Dotted paths as sentence-transformers writes them; only torch's parameter-free activation
+    # classes (and Identity), never arbitrary imports or modules that build weights.
     cls_name = name.rsplit(".", 1)[-1]
     if name.startswith("torch.nn.") and hasattr(nn, cls_name):
         cls = getattr(nn, cls_name)
-        if isinstance(cls, type) and issubclass(cls, nn.Module):
-            return cls()
+        if isinstance(cls, type) and (cls is nn.Identity or (
+                issubclass(cls, nn.Module) and cls.__module__ == "torch.nn.modules.activation"
+                and cls_name not in ("MultiheadAttention", "PReLU"))):
+            try:
+                return cls()
+            except TypeError:
+                pass  # needs arguments (e.g. Threshold): not a plain activation
     raise ValueError(f"unknown activation {name!r}: use a torch.nn class such as 'tanh' or 'torch.nn.modules.activation.Tanh'")
 
 

@@ -165,6 +165,9 @@ class Trainer:
                 self._evaluate(acc, 0, plan)
             model.train()
             for step in range(start + 1, total + 1):
+                # The RNG before this step's dropout: a checkpoint written if the step fails or is
+                # interrupted must replay it with the same masks.
+                self._rng_before_step = _rng_state() if self.run is not None else None
                 source, rows = plan.rows(step, acc.process_index, acc.num_processes)
                 features, labels = data[source].batch(rows, acc.device)
                 try:
@@ -183,12 +186,18 @@ class Trainer:
                         "or CachedMultipleNegativesRankingLoss (same effective batch, little memory: [loss] name = "
                         "'CachedMultipleNegativesRankingLoss', mini_batch_size = 32), or a shorter max_seq_length."
                     ) from None
-                if cfg.max_grad_norm > 0:
-                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                # Clipping (a no-op with max_grad_norm 0 -> inf) also gives the gradient norm: a NaN/inf
+                # gradient with a finite loss must not reach the weights either.
+                norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+                if norm is not None and not math.isfinite(float(norm)):
+                    optimizer.zero_grad(set_to_none=True)
+                    raise TrainingError(self._nan_message(step, scheduler.get_last_lr()[0]).replace(
+                        "the loss became non-finite", "the gradients became non-finite"))
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 self.step = step
+                self._rng_before_step = None
                 window_loss += value
                 window_n += 1
                 window_examples += len(rows) * acc.num_processes
@@ -235,11 +244,12 @@ class Trainer:
         model_path = None
         if self.run is not None and main:
             model_path = str(self._save_final())
-            self.run.clear_checkpoints()
-        acc.wait_for_everyone()  # every process returns once the run folder is complete
-        if main:
+        if main:  # Done is on disk before the checkpoints go: a kill while deleting them loses nothing
             self._emit(Done(step=self.step, reason=reason, elapsed_s=time.perf_counter() - t0,
                             best_step=self.best_step, best_value=self.best_value, model_path=model_path))
+        if self.run is not None and main:
+            self.run.clear_checkpoints()
+        acc.wait_for_everyone()  # every process returns once the run folder is complete
         return self.model
 
     # ----- evaluation, checkpoints -----------------------------------------------------------
@@ -274,7 +284,10 @@ class Trainer:
         streams differ, and an exact resume needs them all."""
         if self.run is None:
             return
-        rng = _rng_state()
+        if not all_processes and self.run.has_checkpoint(step):
+            return  # the good checkpoint of this step, written when it completed, stays as it is
+        pending = getattr(self, "_rng_before_step", None)
+        rng = pending if (pending is not None and not all_processes) else _rng_state()
         per_process = None
         if all_processes and acc.num_processes > 1:
             from accelerate.utils import gather_object

@@ -116,6 +116,9 @@ class RunDir:
             return []
         return sorted(p for p in self.checkpoints.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
+    def has_checkpoint(self, step: int) -> bool:
+        return (self.checkpoints / f"step-{step:07d}" / "trainer_state.pt").is_file()
+
     def latest_checkpoint_path(self) -> Path | None:
         dirs = self._checkpoint_dirs()
         return dirs[-1] if dirs else None
@@ -169,3 +172,13 @@ def list_runs(root: str | Path = "runs") -> list[RunInfo]:
         history = RunHistory.from_jsonl(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else RunHistory()
         runs.append(RunInfo(path, config, history))
     return sorted(runs, key=lambda r: (r.path / "config.json").stat().st_mtime)
+
+
+def fresh_run_path(root: str | Path, name: str) -> Path:
+    """``root/name``, or ``root/name-2``, ``-3``... when taken: two runs never share a folder."""
+    root = Path(root)
+    path, n = root / name, 1
+    while path.exists():
+        n += 1
+        path = root / f"{name}-{n}"
+    return path

@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.training.events import Done, Eval, Event, RunHistory, Started, Step, format_event
-from workbench.training.runs import list_runs
+from workbench.training.runs import fresh_run_path, list_runs
 from workbench.widgets._common import View, html_table
 
 PRIMARY = "sts-dev_spearman_cosine"
@@ -238,7 +238,7 @@ class TrainingDashboard(View):
         if self.thread is not None and self.thread.is_alive():
             raise RuntimeError("a run is already going; press Stop first")
         recipe = load_recipe(self.recipe_name, self.settings())
-        run_dir = self.runs_root / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = fresh_run_path(self.runs_root, f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         self.stop_signal = threading.Event()
         old = self.curves.widget
         self.curves = LiveCurves(name=run_dir.name)
