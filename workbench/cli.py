@@ -71,6 +71,24 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encode_corpus(args: argparse.Namespace) -> int:
+    from workbench.corpus import encode_corpus
+    from workbench.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    if args.max_seq_length:
+        model.max_seq_length = args.max_seq_length
+    devices = [d.strip() for d in args.devices.split(",")] if args.devices else None
+    result = encode_corpus(model, args.source, args.out, column=args.column, chunk_size=args.chunk_size,
+                           batch_size=args.batch_size, normalize=args.normalize, resume=not args.restart,
+                           progress=not args.quiet, num_workers=args.workers, devices=devices)
+    again = f", {result.reused} already on disk from an interrupted run" if result.reused else ""
+    print(f"encoded {result.encoded} texts{again} with {args.model} in {result.seconds:.1f}s "
+          f"({result.workers} process{'es' if result.workers > 1 else ''}) -> {result.path} "
+          f"(shape {result.rows} x {result.dim}, float32; np.load(path, mmap_mode='r') reads it lazily)")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from workbench.data import load_stsb, source
     from workbench.evaluation import STSEvaluator, format_metrics
@@ -139,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(func=cmd_encode)
+
+    ec = sub.add_parser("encode-corpus", help="encode a large corpus in resumable chunks into a .npy (bounded memory)")
+    ec.add_argument("source", help="a .txt (one text per line), .tsv, .csv, .jsonl or .parquet file")
+    ec.add_argument("--out", required=True, help="the .npy to write; an interrupted run into it resumes")
+    ec.add_argument("--column", default="sentence", help="the text column of a table file (default: sentence)")
+    ec.add_argument("--model", default=DEFAULT_MODEL)
+    ec.add_argument("--max-seq-length", type=int, default=None, help="truncate texts to this many tokens")
+    ec.add_argument("--batch-size", type=int, default=64)
+    ec.add_argument("--chunk-size", type=int, default=4096, help="texts per resumable chunk (default: 4096)")
+    ec.add_argument("--normalize", action="store_true", help="scale embeddings to unit length")
+    ec.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
+    ec.add_argument("--devices", default=None, help="one worker process per device, e.g. cuda:0,cuda:1 "
+                    "(default: every GPU when there are several)")
+    ec.add_argument("--workers", type=int, default=1, help="processes sharing the CPU (default: 1)")
+    ec.add_argument("--restart", action="store_true", help="start over instead of resuming an interrupted run")
+    ec.add_argument("--quiet", action="store_true", help="no progress bar")
+    ec.set_defaults(func=cmd_encode_corpus)
 
     ev = sub.add_parser("eval", help="evaluate a model on STS-B (spearman/pearson for four similarity functions)")
     ev.add_argument("--model", default=DEFAULT_MODEL)
