@@ -82,8 +82,13 @@ JS_FINGERPRINT = f"""([i, k]) => {{
   gd.querySelectorAll('.gtitle, .ytick text').forEach(t => parts.push(t.textContent));
   return parts.join('|');
 }}"""
-JS_PROMPTS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))
-  .map(p => p.textContent.trim())"""
+# The code cells' prompts ("[ ]:", "[*]:", "[3]:") and the tracebacks shown.
+JS_RUN_STATE = """() => ({
+  prompts: Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))
+    .map(p => p.textContent.trim()),
+  raised: Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea-output'))
+    .map(o => o.textContent).filter(t => t.includes('Traceback (most recent call last)')),
+})"""
 
 
 # ----- skipping -------------------------------------------------------------------------------
@@ -170,8 +175,10 @@ class Lab:
         cmd = [
             sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
             "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}",
+            f"--ServerApp.root_dir={self.root}", "--ServerApp.terminals_enabled=False",
         ]  # fmt: skip
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")  # CI and containers run as root
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -248,245 +255,294 @@ def page(lab, tmp_path_factory):
             context.close()
 
 
+class Notebook:
+    """The notebook open in the browser, with what the tests do to it and ask of it."""
+
+    def __init__(self, page, lab: Lab) -> None:
+        self.page, self.lab = page, lab
+
+    def run_all(self) -> None:
+        """Open the notebook, wait for the kernel, Run > Run All Cells, wait for the last cell."""
+        page = self.page
+        page.goto(self.lab.url, timeout=90 * SECOND)
+        self.cell(STATE).wait_for(timeout=90 * SECOND)
+        # The kernel is up when the status bar says so (cells run earlier would wait for it anyway).
+        idle = page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).first
+        idle.wait_for(timeout=90 * SECOND)
+        page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
+        page.locator(".lm-Menu-content .lm-Menu-item", has_text="Run All Cells").first.click()
+        deadline = time.monotonic() + RUN_ALL_S
+        while True:
+            run = page.evaluate(JS_RUN_STATE)
+            if run["raised"]:
+                self.fail("a cell raised:\n" + run["raised"][0][-3000:])
+            if len(run["prompts"]) == STATE + 1 and all(re.fullmatch(r"\[\d+\]:", p) for p in run["prompts"]):
+                break
+            if time.monotonic() > deadline:
+                self.fail(f"the cells did not finish within {RUN_ALL_S} s: prompts {run['prompts']}")
+            time.sleep(1)
+        # The figures are drawn asynchronously, once the widget views exist.
+        for cell in (HEATMAP, PROJECTOR, SEARCH, DASHBOARD):
+            self.wait(
+                f"i => ({JS_PLOTS})(i).length > 0 && ({JS_PLOTS})(i).every(gd => gd.data && gd._fullLayout)",
+                cell,
+                60,
+                "the figures to be drawn",
+                cell,
+            )
+
+    def fail(self, message: str, cell: int | None = None) -> None:
+        """Fail with ``message`` and the cell's output, leaving a picture of the page beside the log."""
+        if cell is not None:
+            try:
+                message += (
+                    "\n--- the cell's output:\n"
+                    + self.cell(cell).locator(".jp-Cell-outputArea").inner_text(timeout=5 * SECOND)[-3000:]
+                )
+            except Exception:  # noqa: BLE001 - the message matters more than the details
+                pass
+        shot = self.lab.log.parent / "page.png"
+        try:
+            self.page.screenshot(path=str(shot), full_page=True, timeout=20 * SECOND)
+        except Exception:  # noqa: BLE001
+            shot = None
+        pytest.fail(f"{message}\n(page: {shot}; JupyterLab log: {self.lab.log})")
+
+    def wait(self, js: str, arg, timeout_s: float, what: str, cell: int | None = None) -> None:
+        """Wait until ``js(arg)`` is true in the page; on timeout fail, saying what did not happen."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function(js, arg=arg, timeout=timeout_s * SECOND, polling=250)
+        except PlaywrightTimeout:
+            self.fail(f"waited {timeout_s:.0f} s for {what}", cell)
+
+    def cell(self, i: int):
+        return self.page.locator(".jp-Notebook .jp-CodeCell").nth(i)
+
+    def describe(self, cell: int, k: int = 0) -> dict:
+        return self.page.evaluate(JS_DESCRIBE, [cell, k])
+
+    def fingerprint(self, cell: int, k: int = 0) -> str:
+        return self.page.evaluate(JS_FINGERPRINT, [cell, k])
+
+    def wait_redrawn(self, cell: int, before: str, timeout_s: float, k: int = 0) -> None:
+        js = f"([i, k, before]) => ({JS_FINGERPRINT})([i, k]) !== before"
+        self.wait(js, [cell, k, before], timeout_s, "the figure to change", cell)
+
+    def state(self) -> dict:
+        """What the kernel printed in the last cell (when the cells ran)."""
+        text = self.cell(STATE).locator(".jp-Cell-outputArea").inner_text()
+        match = re.search(r"STATE (\{.*\})", text)
+        assert match, f"no STATE line in the last cell's output: {text!r}"
+        return json.loads(match.group(1))
+
+    def no_errors_shown(self, cell: int) -> None:
+        text = self.cell(cell).locator(".jp-Cell-outputArea").inner_text()
+        for bad in ("Traceback", "Error displaying widget", "Failed to load model class"):
+            assert bad not in text, f"cell {cell} shows {bad!r}:\n{text[-3000:]}"
+
+    def screenshot(self, cell: int, name: str) -> Path:
+        """A picture of the cell's output in docs/screenshots (or WORKBENCH_SCREENSHOTS)."""
+        folder = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or REPO / "docs" / "screenshots")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        output = self.cell(cell).locator(".jp-Cell-outputArea")
+        output.scroll_into_view_if_needed()
+        self.page.mouse.move(0, 0)  # no hover label in the picture
+        output.screenshot(path=str(path), animations="disabled")
+        assert path.stat().st_size > 5000, f"{path} is suspiciously small"
+        return path
+
+    def drag_slider(self, slider, fraction: float) -> None:
+        """Drag a slider's handle with the mouse to ``fraction`` of its track, and let go."""
+        page = self.page
+        track = slider.locator(".noUi-target").first
+        handle = slider.locator(".noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        box_t, box_h = track.bounding_box(), handle.bounding_box()
+        assert box_t and box_h, "the slider is not visible"
+        y = box_h["y"] + box_h["height"] / 2
+        page.mouse.move(box_h["x"] + box_h["width"] / 2, y)
+        page.mouse.down()
+        target = box_t["x"] + fraction * box_t["width"]
+        for step in range(1, 6):  # a few moves, as a hand would make
+            page.mouse.move(box_h["x"] + (target - box_h["x"]) * step / 5, y)
+        page.mouse.up()
+
+
 @pytest.fixture(scope="module")
-def notebook(page, lab):
-    """The notebook open in the browser with all its cells run: the page."""
-    page.goto(lab.url, timeout=90 * SECOND)
-    page.locator(".jp-Notebook .jp-CodeCell").nth(STATE).wait_for(timeout=90 * SECOND)
-    # The kernel is up when the status bar says so; cells run before would wait for it anyway.
-    page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).first.wait_for(
-        timeout=90 * SECOND
-    )
-    page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
-    page.locator(".lm-Menu-content .lm-Menu-item", has_text="Run All Cells").first.click()
-    done = page.wait_for_function(
-        f"""() => {{
-          const prompts = ({JS_PROMPTS})();
-          return prompts.length === {STATE + 1} && prompts.every(p => /^\\[\\d+\\]:$/.test(p))
-            || document.querySelector('.jp-Notebook .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]');
-        }}""",
-        timeout=RUN_ALL_S * SECOND,
-        polling=500,
-    )
-    assert done, "the cells did not finish"
-    errors = page.locator(
-        '.jp-Notebook .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
-    )
-    assert errors.count() == 0, f"a cell raised:\n{errors.first.inner_text()}"
-    # Figures are drawn asynchronously after the widget views are created.
-    for cell in (HEATMAP, PROJECTOR, SEARCH, DASHBOARD):
-        page.wait_for_function(
-            f"i => ({JS_PLOTS})(i).length > 0 && ({JS_PLOTS})(i).every(gd => gd.data && gd._fullLayout)",
-            arg=cell,
-            timeout=60 * SECOND,
-        )
-    return page
-
-
-# ----- helpers --------------------------------------------------------------------------------
-def _cell(page, i):
-    return page.locator(".jp-Notebook .jp-CodeCell").nth(i)
-
-
-def _describe(page, cell: int, k: int = 0) -> dict:
-    return page.evaluate(JS_DESCRIBE, [cell, k])
-
-
-def _fingerprint(page, cell: int, k: int = 0) -> str:
-    return page.evaluate(JS_FINGERPRINT, [cell, k])
-
-
-def _wait_redrawn(page, cell: int, before: str, timeout_s: float, k: int = 0) -> None:
-    page.wait_for_function(
-        f"([i, k, before]) => ({JS_FINGERPRINT})([i, k]) !== before",
-        arg=[cell, k, before],
-        timeout=timeout_s * SECOND,
-        polling=250,
-    )
-
-
-def _state(page) -> dict:
-    text = _cell(page, STATE).locator(".jp-OutputArea").inner_text()
-    match = re.search(r"STATE (\{.*\})", text)
-    assert match, f"no STATE line in the last cell's output: {text!r}"
-    return json.loads(match.group(1))
-
-
-def _no_errors_shown(page, cell: int) -> None:
-    text = _cell(page, cell).locator(".jp-OutputArea").inner_text()
-    for bad in ("Traceback", "Error displaying widget", "Failed to load model class"):
-        assert bad not in text, f"cell {cell} shows {bad!r}:\n{text[-3000:]}"
-
-
-def _screenshot(page, cell: int, name: str) -> Path:
-    folder = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or REPO / "docs" / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    widget = (
-        _cell(page, cell)
-        .locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"]')
-        .last
-    )
-    widget.scroll_into_view_if_needed()
-    page.mouse.move(0, 0)  # no hover label in the picture
-    widget.screenshot(path=str(path), animations="disabled")
-    assert path.stat().st_size > 5000, f"{path} is suspiciously small"
-    return path
-
-
-def _drag_slider(page, slider, fraction: float) -> None:
-    """Drag a slider's handle with the mouse to ``fraction`` of its track, and let go."""
-    track = slider.locator(".noUi-target").first
-    handle = slider.locator(".noUi-handle").first
-    handle.scroll_into_view_if_needed()
-    box_t, box_h = track.bounding_box(), handle.bounding_box()
-    assert box_t and box_h, "the slider is not visible"
-    y = box_h["y"] + box_h["height"] / 2
-    page.mouse.move(box_h["x"] + box_h["width"] / 2, y)
-    page.mouse.down()
-    target = box_t["x"] + fraction * box_t["width"]
-    for step in range(1, 6):  # a few moves, as a hand would make
-        page.mouse.move(box_h["x"] + (target - box_h["x"]) * step / 5, y)
-    page.mouse.up()
+def nb(page, lab) -> Notebook:
+    """The notebook open in the browser with all its cells run."""
+    notebook = Notebook(page, lab)
+    notebook.run_all()
+    return notebook
 
 
 # ----- the tests --------------------------------------------------------------------------------
-def test_every_widget_is_drawn_as_the_kernel_holds_it(notebook):
-    page = notebook
-    state = _state(page)
+def test_every_widget_is_drawn_as_the_kernel_holds_it(nb):
+    state = nb.state()
     assert state["errors"] == [0, 0, 0, 0], f"widget callbacks raised: {state}"
     for cell in (HEATMAP, PROJECTOR, SEARCH, DASHBOARD):
-        _no_errors_shown(page, cell)
+        nb.no_errors_shown(cell)
 
-    heat = _describe(page, HEATMAP)
+    heat = nb.describe(HEATMAP)
     n_traces, rows, cols = state["heatmap"]
     assert [t["type"] for t in heat["data"]] == ["heatmap"] * n_traces
     assert heat["heatmaps"] == n_traces == 1 and heat["data"][0]["n"] == rows == cols
     assert "cosine similarity" in heat["title"]
 
-    proj = _describe(page, PROJECTOR)
+    proj = nb.describe(PROJECTOR)
     assert [t["n"] for t in proj["data"]] == state["projector"], "browser and kernel disagree on the points"
     assert state["projector_shown"] == "umap"
-    assert proj["scatter"] == state["projector"], (
-        f"SVG points per trace {proj['scatter']} != {state['projector']}"
-    )
+    drawn = [n for n in state["projector"] if n]  # plotly draws no group for an empty trace
+    assert proj["scatter"] == drawn, f"SVG points per trace {proj['scatter']} != {state['projector']}"
     assert proj["data"][-2]["name"].startswith("matches") and proj["data"][-1]["name"] == "selected"
 
-    search = _describe(page, SEARCH)
+    search = nb.describe(SEARCH)
     n_bar_traces, n_results = state["search"]
     assert len(search["bars"]) == n_bar_traces == 1 and search["bars"][0] == n_results == 5
-    assert search["yticks"][0].startswith("1. ")
+    assert sorted(t.split(".")[0] for t in search["yticks"]) == ["1", "2", "3", "4", "5"]  # ranks
 
-    curves = _describe(page, DASHBOARD, 0)
-    assert len(curves["data"]) == state["curves"] == 2 and curves["scatter"] == [0, 0]  # nothing trained yet
-    sliders = page.locator(".jp-Notebook .widget-slider")
+    curves = nb.describe(DASHBOARD, 0)
+    assert len(curves["data"]) == state["curves"] == 2 and sum(curves["scatter"]) == 0  # nothing trained yet
+    sliders = nb.page.locator(".jp-Notebook .widget-slider")
     # projector: n_neighbors, min_dist; search: k; dashboard: lr, warmup, steps, scale
     assert sliders.count() >= 7, f"only {sliders.count()} sliders on the page"
 
-    _screenshot(page, HEATMAP, "heatmap.png")
-    _screenshot(page, PROJECTOR, "projector.png")
-    _screenshot(page, SEARCH, "search.png")
+    nb.screenshot(HEATMAP, "heatmap.png")
+    nb.screenshot(PROJECTOR, "projector.png")
+    nb.screenshot(SEARCH, "search.png")
 
 
-def test_heatmap_redraws_when_the_similarity_function_changes(notebook):
-    page = notebook
-    before = _fingerprint(page, HEATMAP)
-    _cell(page, HEATMAP).locator(".widget-dropdown select").first.select_option("euclidean")
-    _wait_redrawn(page, HEATMAP, before, timeout_s=30)
-    page.wait_for_function(
+def test_heatmap_redraws_when_the_similarity_function_changes(nb):
+    before = nb.fingerprint(HEATMAP)
+    nb.cell(HEATMAP).locator(".widget-dropdown select").first.select_option("euclidean")
+    nb.wait_redrawn(HEATMAP, before, timeout_s=30)
+    nb.wait(
         f"i => ({JS_PLOTS})(i)[0].querySelector('.gtitle').textContent.includes('euclidean')",
-        arg=HEATMAP,
-        timeout=30 * SECOND,
+        HEATMAP,
+        30,
+        "the title to say euclidean",
+        HEATMAP,
     )
-    heat = _describe(page, HEATMAP)
+    heat = nb.describe(HEATMAP)
     assert heat["heatmaps"] == 1 and "euclidean similarity" in heat["title"]
-    _no_errors_shown(page, HEATMAP)
+    nb.no_errors_shown(HEATMAP)
 
 
-def test_projector_moves_the_points_when_min_dist_is_dragged(notebook):
-    page = notebook
-    cell = _cell(page, PROJECTOR)
+def test_projector_moves_the_points_when_min_dist_is_dragged(nb):
+    cell = nb.cell(PROJECTOR)
     slider = cell.locator(".widget-slider", has_text="min_dist").first
     readout = slider.locator(".widget-readout")
     old_value = float(readout.inner_text())
-    before = _fingerprint(page, PROJECTOR)
-    _drag_slider(page, slider, 0.8)
-    page.wait_for_function(
-        "([el, old]) => parseFloat(el.textContent) !== old", arg=[readout.element_handle(), old_value]
+    before = nb.fingerprint(PROJECTOR)
+    nb.drag_slider(slider, 0.8)
+    nb.wait(
+        "([el, old]) => parseFloat(el.textContent) !== old",
+        [readout.element_handle(), old_value],
+        10,
+        "the slider's readout to change",
+        PROJECTOR,
     )
     new_value = float(readout.inner_text())
     assert new_value > old_value + 0.2, f"min_dist went from {old_value} to {new_value} only"
     # The kernel re-runs UMAP (half the epochs, from the layout on screen) and moves the points.
-    _wait_redrawn(page, PROJECTOR, before, timeout_s=90)
+    nb.wait_redrawn(PROJECTOR, before, timeout_s=90)
     status = cell.locator(".widget-html", has_text="UMAP").first
-    status.wait_for(timeout=30 * SECOND)
-    page.wait_for_function(
+    nb.wait(
         "([el, v]) => el.textContent.includes('min_dist=' + v)",
-        arg=[status.element_handle(), f"{new_value:g}"],
-        timeout=90 * SECOND,
+        [status.element_handle(), f"{new_value:g}"],
+        90,
+        f"the status to say min_dist={new_value:g}",
+        PROJECTOR,
     )
-    proj = _describe(page, PROJECTOR)
-    assert sum(proj["scatter"][:-2]) == sum(_state(page)["projector"][:-2]), "points were lost on the way"
-    _no_errors_shown(page, PROJECTOR)
-    _screenshot(page, PROJECTOR, "projector-min-dist.png")
+    proj = nb.describe(PROJECTOR)
+    assert sum(proj["scatter"]) == sum(nb.state()["projector"]), "points were lost on the way"
+    nb.no_errors_shown(PROJECTOR)
+    nb.screenshot(PROJECTOR, "projector-min-dist.png")
 
 
-def test_search_answers_a_typed_query_and_the_k_slider(notebook):
-    page = notebook
-    cell = _cell(page, SEARCH)
-    before = _fingerprint(page, SEARCH)
+def test_search_answers_a_typed_query_and_the_k_slider(nb):
+    cell = nb.cell(SEARCH)
+    query = "Someone is playing music on a stage."
+    before = nb.fingerprint(SEARCH)
     box = cell.locator("input[type=text]").first
-    box.fill("A dog runs through the grass.")
+    box.fill(query)
     box.press("Enter")
-    _wait_redrawn(page, SEARCH, before, timeout_s=30)
-    cell.locator("caption", has_text="top 5 for: A dog runs through the grass.").wait_for()
-    assert "A dog runs through the grass." in _describe(page, SEARCH)["title"]
-    # k: one step right with the keyboard, one more bar.
-    before = _fingerprint(page, SEARCH)
+    nb.wait_redrawn(SEARCH, before, timeout_s=30)
+    cell.locator("caption", has_text=f"top 5 for: {query}").wait_for()
+    assert query in nb.describe(SEARCH)["title"]
+    # k: one step to the right with the keyboard, one bar more.
+    before = nb.fingerprint(SEARCH)
     handle = cell.locator(".widget-slider", has_text="k").locator(".noUi-handle").first
     handle.focus()
     handle.press("ArrowRight")
-    _wait_redrawn(page, SEARCH, before, timeout_s=30)
-    page.wait_for_function(
+    nb.wait_redrawn(SEARCH, before, timeout_s=30)
+    nb.wait(
         f"i => ({JS_PLOTS})(i)[0].querySelectorAll('.barlayer .point').length === 6",
-        arg=SEARCH,
-        timeout=30 * SECOND,
+        SEARCH,
+        30,
+        "six bars",
+        SEARCH,
     )
-    _no_errors_shown(page, SEARCH)
+    nb.no_errors_shown(SEARCH)
 
 
-def test_dashboard_start_trains_and_the_curves_grow(notebook):
-    page = notebook
-    cell = _cell(page, DASHBOARD)
+def _train(nb) -> None:
+    """Press the dashboard's Start (once per page) and wait for the 10-step run to end."""
+    cell = nb.cell(DASHBOARD)
+    if cell.locator("td", has_text="completed").count():
+        return
     start = cell.get_by_role("button", name="Start")
     stop = cell.get_by_role("button", name="Stop")
     assert start.is_enabled() and stop.is_disabled()
     start.click()
-    # A background thread trains; the page stays live, Stop is enabled meanwhile, Start again at the end.
-    page.wait_for_function(
+    # A background thread trains and the curves grow; Start is back when the run has ended.
+    nb.wait(
         f"""i => {{
-          const gds = ({JS_PLOTS})(i);
+          const gd = ({JS_PLOTS})(i)[0];
           const start = Array.from(({JS_CELL})(i).querySelectorAll('button'))
             .find(b => b.textContent.trim() === 'Start');
-          return gds.length === 2 && gds[0].data && gds[0].data.length === 2
-            && (gds[0].data[0].x || []).length === 10 && start && !start.disabled
-            && gds[1].data && gds[1].data.length === 2;
+          return gd && gd.data && gd.data.length === 2 && (gd.data[0].x || []).length === 10
+            && (gd.data[1].x || []).length === 3 && start && !start.disabled;
         }}""",
-        arg=DASHBOARD,
-        timeout=TRAIN_S * SECOND,
-        polling=500,
+        DASHBOARD,
+        TRAIN_S,
+        "the 10-step run to finish and its curves to be drawn",
+        DASHBOARD,
     )
-    curves = _describe(page, DASHBOARD, 0)
-    assert curves["scatter"][0] == 10, f"loss points drawn: {curves['scatter']}"  # a point per step
-    assert curves["scatter"][1] == 3, f"STS dev points drawn: {curves['scatter']}"  # steps 0, 5, 10
-    earlier = _describe(page, DASHBOARD, 1)  # the comparison, read back from the run folder
-    assert [t["n"] for t in earlier["data"]] == [10, 3]
     cell.locator("td", has_text="completed").first.wait_for()
-    _no_errors_shown(page, DASHBOARD)
-    _screenshot(page, DASHBOARD, "dashboard.png")
 
 
-def test_nothing_on_the_page_shows_an_error(notebook):
-    text = notebook.locator(".jp-Notebook").inner_text()
+def test_dashboard_start_trains_and_the_curves_grow(nb):
+    _train(nb)
+    curves = nb.describe(DASHBOARD, 0)
+    assert curves["scatter"] == [10, 3], (
+        f"points drawn: {curves['scatter']}"
+    )  # loss per step; STS at 0, 5, 10
+    assert "done (completed) after 10 steps" in nb.cell(DASHBOARD).locator(".jp-Cell-outputArea").inner_text()
+    nb.no_errors_shown(DASHBOARD)
+    nb.screenshot(DASHBOARD, "dashboard.png")
+
+
+def test_dashboard_compares_the_finished_run(nb):
+    _train(nb)
+    # The run read back from its folder: the comparison figure gets its two curves.
+    nb.wait(
+        f"""i => {{
+          const gd = ({JS_PLOTS})(i)[1];
+          return gd && gd.data && gd.data.map(t => (t.x || []).length).join() === '10,3';
+        }}""",
+        DASHBOARD,
+        30,
+        "the earlier-runs figure to show the finished run (10 loss points, 3 STS points)",
+        DASHBOARD,
+    )
+    assert nb.describe(DASHBOARD, 1)["scatter"] == [10, 3]
+
+
+def test_nothing_on_the_page_shows_an_error(nb):
+    text = nb.page.locator(".jp-Notebook").inner_text()
     for bad in ("Traceback", "Error displaying widget"):
         assert bad not in text, f"the page shows {bad!r}"
