@@ -1,0 +1,219 @@
+"""Large-corpus encoding: peak memory at 50k, 100k and 200k sentences, and kill + resume.
+
+Builds a corpus of sentences from the shared data (Wikipedia, other English sentences, the
+five Multi30k captions of each image, SNLI; repeated if more are asked for than there are),
+writes it as one text per line, and encodes prefixes of it with ``encode_corpus`` and
+all-MiniLM-L6-v2, each size in a fresh process whose peak resident memory (VmHWM) is read at
+the end. If memory is bounded, the peak does not grow with the corpus; the output .npy (which
+does) lives on disk. The largest size is SIGKILLed from outside after some chunks are on disk
+and then run again: the resumed run must encode only the rest. Rows of the final file are
+checked against a plain ``model.encode`` of the same texts.
+
+    WORKBENCH_DATA=../shared/data python benchmarks/encode_large.py \\
+        [--sizes 50000,100000,200000] [--max-seq-length 64] [--kill-after 12] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _status_kib(pid: int | str, field: str) -> int:
+    """A memory figure from /proc/PID/status, in KiB (VmHWM: peak resident set; VmRSS: now)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _peak_kib() -> int:
+    if Path("/proc/self/status").exists():
+        return _status_kib("self", "VmHWM")
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+# ----- the corpus ----------------------------------------------------------------------------------
+def build_corpus(data: Path, n: int) -> tuple[list[str], int]:
+    """``n`` sentences from the shared data, interleaving the sources, repeated when there are fewer;
+    and how many of them are distinct."""
+    from workbench.data.files import read_records
+
+    sources: list[list[str]] = []
+    for path, columns in [
+        (data / "wikipedia-sentences" / "wikipedia-sentences.tsv", ["sentence"]),
+        (data / "misc-english-sentences" / "sentences.tsv", ["sentence"]),
+        (data / "multi30k-captions" / "captions-train.tsv", [f"caption{i}" for i in range(1, 6)]),
+        (data / "snli" / "snli-dev-triplets.tsv", None),
+    ]:
+        if not path.is_file():
+            continue
+        records = read_records(path)
+        names = columns or [c for c in records.columns if c not in ("label", "score")]
+        texts = [t.strip() for name in names for t in records.data[name]]
+        sources.append([t for t in dict.fromkeys(texts) if t])
+    if not sources:
+        raise SystemExit(f"no sentences found under {data}; set WORKBENCH_DATA to a folder laid out like shared/data")
+    mixed = [t for group in _interleave(sources) for t in group]
+    unique = list(dict.fromkeys(mixed))
+    return [unique[i % len(unique)] for i in range(n)], len(unique)
+
+
+def _interleave(sources: list[list[str]]) -> list[list[str]]:
+    """Round-robin, one sentence from each source in turn (so every prefix has a similar mix)."""
+    longest = max(len(s) for s in sources)
+    return [[s[i] for s in sources if i < len(s)] for i in range(longest)]
+
+
+# ----- one run, in its own process -------------------------------------------------------------------
+def child(args: argparse.Namespace) -> int:
+    import torch
+
+    from workbench import load_model
+    from workbench.corpus import encode_corpus
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model, device="cpu")
+    model.max_seq_length = args.max_seq_length
+    loaded_kib = _status_kib("self", "VmRSS")
+    result = encode_corpus(model, args.source, args.out, chunk_size=args.chunk_size, batch_size=args.batch_size,
+                           progress=False)
+    print("RESULT " + json.dumps({"rows": result.rows, "encoded": result.encoded, "reused": result.reused,
+                                  "seconds": result.seconds, "peak_kib": _peak_kib(), "loaded_kib": loaded_kib,
+                                  "threads": torch.get_num_threads()}), flush=True)
+    return 0
+
+
+def _child_cmd(args: argparse.Namespace, source: Path, out: Path) -> list[str]:
+    return [sys.executable, __file__, "--child", "--source", str(source), "--out", str(out), "--model", args.model,
+            "--max-seq-length", str(args.max_seq_length), "--chunk-size", str(args.chunk_size),
+            "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+
+
+def _run(cmd: list[str]) -> dict:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"run failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def _run_and_kill(cmd: list[str], progress: Path, after_chunks: int) -> tuple[int, int, float]:
+    """Start a run, SIGKILL it once ``after_chunks`` chunks are on disk; (chunks on disk, peak KiB, seconds)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            done = len(json.loads(progress.read_text())["done"])
+        except (OSError, ValueError, KeyError):
+            done = 0
+        peak = max(peak, _status_kib(proc.pid, "VmHWM"))
+        if done >= after_chunks:
+            os.kill(proc.pid, signal.SIGKILL)  # mid-chunk, most likely: that chunk is lost and redone
+            proc.wait()
+            break
+        time.sleep(0.2)
+    else:
+        raise SystemExit(f"the run ended before {after_chunks} chunks were written:\n{proc.stderr.read()[-3000:]}")
+    return len(json.loads(progress.read_text())["done"]), peak, time.perf_counter() - t0
+
+
+# ----- the benchmark -------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="50000,100000,200000")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--max-seq-length", type=int, default=64, help="tokens per text (the model allows 256)")
+    parser.add_argument("--chunk-size", type=int, default=4096)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--kill-after", type=int, default=12, help="SIGKILL the largest run after this many chunks")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (0: torch's default)")
+    parser.add_argument("--workdir", default=None, help="where the corpus and outputs go (default: a temp folder)")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--source", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
+
+    import tempfile
+
+    import torch
+
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    data = Path(os.environ.get("WORKBENCH_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="encode-large-"))
+    work.mkdir(parents=True, exist_ok=True)
+    corpus, unique = build_corpus(data, sizes[-1])
+    for n in sizes:
+        (work / f"corpus-{n}.txt").write_text("".join(t + "\n" for t in corpus[:n]), encoding="utf-8")
+    print(f"corpus: {sizes[-1]} sentences ({unique} unique, from {data}), in {work}")
+    print(f"all-MiniLM-L6-v2 at max_seq_length={args.max_seq_length}, chunk {args.chunk_size}, batch "
+          f"{args.batch_size}, {args.threads or torch.get_num_threads()} thread(s) per run; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n", flush=True)
+
+    rows = []
+    for n in sizes[:-1]:
+        r = _run(_child_cmd(args, work / f"corpus-{n}.txt", work / f"emb-{n}.npy"))
+        rows.append({"size": n, "run": "full", **r})
+        print(f"  {n}: {r['encoded']} encoded in {r['seconds']:.0f}s, peak RSS {r['peak_kib'] / 1024:.0f} MiB", flush=True)
+
+    n = sizes[-1]
+    out = work / f"emb-{n}.npy"
+    for stale in (out, out.with_name(out.name + ".partial"), out.with_name(out.name + ".progress.json")):
+        stale.unlink(missing_ok=True)
+    cmd = _child_cmd(args, work / f"corpus-{n}.txt", out)
+    chunks, killed_peak, killed_s = _run_and_kill(cmd, out.with_name(out.name + ".progress.json"), args.kill_after)
+    on_disk = min(chunks * args.chunk_size, n)
+    print(f"  {n}: SIGKILLed after {killed_s:.0f}s with {chunks} chunks ({on_disk} texts) on disk", flush=True)
+    r = _run(cmd)
+    rows.append({"size": n, "run": "killed", "encoded": on_disk, "seconds": killed_s, "peak_kib": killed_peak})
+    rows.append({"size": n, "run": "resumed", **r})
+    print(f"  {n}: resumed: {r['encoded']} encoded, {r['reused']} found on disk, in {r['seconds']:.0f}s, "
+          f"peak RSS {r['peak_kib'] / 1024:.0f} MiB", flush=True)
+    if r["reused"] != on_disk or r["encoded"] + r["reused"] != n:
+        raise SystemExit(f"resume re-encoded finished chunks: {r}")
+
+    # the file is right: a sample of rows against a plain encode
+    from workbench import load_model
+
+    model = load_model(args.model, device="cpu")
+    model.max_seq_length = args.max_seq_length
+    pick = np.sort(np.random.default_rng(0).choice(n, size=256, replace=False))
+    emb = np.load(out, mmap_mode="r")
+    diff = float(np.abs(emb[pick] - model.encode([corpus[i] for i in pick])).max())
+    print(f"  {n}: 256 random rows of the resumed file vs model.encode: max abs diff {diff:.1e}\n")
+    if diff > 1e-5:
+        raise SystemExit("the resumed file differs from model.encode")
+
+    print(f"{'sentences':>10} {'run':>8} {'encoded':>8} {'on disk':>8} {'seconds':>8} {'texts/s':>8} "
+          f"{'peak RSS MiB':>13} {'output MiB':>11}")
+    for row in rows:
+        reused = row.get("reused", 0)
+        rate = row["encoded"] / row["seconds"] if row["seconds"] else 0.0
+        print(f"{row['size']:>10} {row['run']:>8} {row['encoded']:>8} {reused:>8} {row['seconds']:>8.0f} "
+              f"{rate:>8.0f} {row['peak_kib'] / 1024:>13.0f} {row['size'] * 384 * 4 / 2**20:>11.0f}")
+    print(f"\nkilled run: {on_disk} texts ({chunks} chunks) on disk when SIGKILLed; the chunk in flight was lost. "
+          f"Resumed run: {r['encoded']} of {n} texts encoded, {r['reused']} read back from disk (digest-checked).")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "max_abs_diff": diff, "unique": unique,
+                                               "max_seq_length": args.max_seq_length}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
