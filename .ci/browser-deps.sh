@@ -10,4 +10,3 @@ sudo=""
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
-/usr/bin/chromium --version
