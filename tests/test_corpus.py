@@ -278,3 +278,18 @@ def test_worker_processes_split_the_chunks(tiny, reference, tmp_path):
     bad[200] = None  # chunk 3, worker 1
     with pytest.raises(RuntimeError, match="(?s)worker 1.*text 200 is NoneType"):
         encode_corpus(tiny, bad, tmp_path / "f.npy", chunk_size=CHUNK, num_workers=2, progress=False)
+
+
+def test_cli_encode_corpus(minilm_path, tmp_path, capsys):
+    from workbench import cli, load_model
+
+    texts = _texts(20)
+    (tmp_path / "s.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    argv = ["encode-corpus", str(tmp_path / "s.txt"), "--out", str(tmp_path / "e.npy"), "--model", str(minilm_path),
+            "--chunk-size", "8", "--max-seq-length", "32", "--device", "cpu", "--quiet"]
+    assert cli.main(argv) == 0
+    assert "encoded 20 texts" in capsys.readouterr().out
+    model = load_model(minilm_path, device="cpu")
+    model.max_seq_length = 32
+    assert np.abs(np.load(tmp_path / "e.npy") - model.encode(texts)).max() <= 1e-5
+    assert cli.main(["encode-corpus", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "f.npy")]) == 2

@@ -139,15 +139,18 @@ def encode_corpus(
             GPU when there are several.
         total: the number of texts of an iterator source (which can be read only once), or of
             an ``IterableDataset`` to skip counting it.
-        callbacks: functions receiving a :class:`ChunkDone` as each chunk is written.
+        callbacks: functions receiving a :class:`ChunkDone` as each chunk is written (one that
+            raises stops the run; the chunks written so far are kept for a resume).
 
     Returns:
         A :class:`CorpusResult`; ``result.array()`` maps the embeddings.
 
     Example:
-        >>> result = encode_corpus(lambda t: [[len(s), 1.0] for s in t], ["a", "bb", "ccc"],
-        ...                        tempfile.mkdtemp() + "/e.npy", chunk_size=2)  # doctest: +SKIP
-        >>> result.array().tolist(), result.encoded                              # doctest: +SKIP
+        >>> import tempfile
+        >>> out = tempfile.mkdtemp() + "/e.npy"
+        >>> result = encode_corpus(lambda t: [[len(s), 1.0] for s in t], ["a", "bb", "ccc"], out, chunk_size=2,
+        ...                        progress=False)
+        >>> result.array().tolist(), result.encoded
         ([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]], 3)
     """
     t0 = time.perf_counter()
@@ -192,8 +195,8 @@ def encode_corpus(
         for cb in callbacks:
             cb(event)
 
-    job = _Job(source=texts, partial=str(partial), offset=offset, rows=n, dim=dim, chunk_size=chunk_size, batch_size=batch_size,
-               settings=settings, done=done)
+    job = _Job(source=texts, partial=str(partial), offset=offset, rows=n, dim=dim, chunk_size=chunk_size,
+               batch_size=batch_size, settings=settings, done=done)
     try:
         if len(workers) == 1:
             _encode_share(model, job, 0, 1, workers[0], record)
