@@ -531,13 +531,6 @@ def test_dashboard_start_trains_and_the_curves_grow(nb):
     nb.screenshot(DASHBOARD, "dashboard.png")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TrainingDashboard.start_run replaces self.widget.children, so ipywidgets re-creates the views "
-    "after the curves; the removed plotly view still listens and throws 'gd.data must be an array' on "
-    "add_traces, and the new comparison view never gets the run's traces. Fix: swap the curves inside "
-    "their own VBox (then remove this marker).",
-)
 def test_dashboard_compares_the_finished_run(nb):
     _train(nb)
     # The run read back from its folder: the comparison figure gets its two curves.

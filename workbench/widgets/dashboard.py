@@ -207,8 +207,11 @@ class TrainingDashboard(View):
                 widgets.HBox([self.start, self.stop, self.refresh]),
             ]
         )
+        # The curves sit in their own box: a new run swaps only that box's child, so the views of
+        # the widgets after it (the comparison figure) are not rebuilt in the browser.
+        self._curves_box = widgets.VBox([self.curves.widget])
         self.widget = widgets.VBox(
-            [controls, self.curves.widget, self.compare_fig, self.table, self.log.output]
+            [controls, self._curves_box, self.compare_fig, self.table, self.log.output]
         )
         self.refresh_runs()
 
@@ -240,9 +243,8 @@ class TrainingDashboard(View):
         recipe = load_recipe(self.recipe_name, self.settings())
         run_dir = fresh_run_path(self.runs_root, f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         self.stop_signal = threading.Event()
-        old = self.curves.widget
         self.curves = LiveCurves(name=run_dir.name)
-        self.widget.children = tuple(self.curves.widget if c is old else c for c in self.widget.children)
+        self._curves_box.children = (self.curves.widget,)
         self.start.disabled, self.stop.disabled = True, False
         if self.background:
             self.thread = threading.Thread(
