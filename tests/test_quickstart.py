@@ -119,7 +119,7 @@ def test_quickstart_smoke_writes_the_report_and_prints_the_events(minilm_path, t
     # the live events, as format_event writes them: steps and evaluations
     assert re.search(r"^training: 4 steps", log, re.M)
     assert len(re.findall(r"^step +\d+/4 \| epoch", log, re.M)) >= 2
-    assert len(re.findall(r"^eval step +\d+ \| sts-dev_spearman_cosine 0\.\d{4}", log, re.M)) >= 3  # steps 0, 2, 4
+    assert len(re.findall(r"^eval step +\d+ \| sts-dev_spearman_cosine -?[01]\.\d{4}", log, re.M)) >= 3  # steps 0, 2, 4
     assert re.search(r"^done \(completed\) after 4 steps", log, re.M)
     assert "sts-test" in log and "spearman" in log
     if not os.environ.get("WORKBENCH_DATA"):

@@ -200,9 +200,11 @@ def run_quickstart(
             f"({', '.join(sorted(set(labels)))}) in {took:.1f} s; projected them with {config.projection.upper()}")
 
         # 2. evaluate
+        sts_line = str(source(sts))
         if config.sts_pairs is not None and config.sts_pairs < sts.num_rows:
             sts = sts.select(range(config.sts_pairs))
-        say(f"\n[2/4] evaluating on {source(sts) if config.sts_pairs is None else f'{sts.num_rows} pairs of ' + str(source(sts))}")
+            sts_line = f"the first {sts.num_rows} pairs of {sts_line}"
+        say(f"\n[2/4] evaluating on {sts_line}")
         evaluator = STSEvaluator.from_dataset(sts, name="sts-test")
         base_metrics = evaluator(model)
         table = format_metrics(base_metrics)
@@ -232,7 +234,7 @@ def run_quickstart(
         Section("Projection", f"{len(texts)} sentences from {', '.join(dict.fromkeys(labels))}, embedded and "
                 f"projected to 2-D with {config.projection.upper()}; colour = source. Hover to read a sentence.",
                 figure=projection_figure(coords, texts, labels, title=f"{config.projection.upper()} of {len(texts)} sentences")),
-        Section("STS-B evaluation", f"{source(sts)}. Each pair has a human similarity score (0-5); the "
+        Section("STS-B evaluation", f"Evaluated on {sts_line}. Each pair has a human similarity score (0-5); the "
                 "model scores it with cosine (and other functions). Spearman = rank correlation between the two "
                 "(does the model order pairs as people do?), Pearson = linear correlation. "
                 "all-MiniLM-L6-v2 reaches 0.8203 spearman_cosine on the full test set.",
