@@ -2,9 +2,8 @@
 
 Extends tests/test_models.py (pickle in a Dense folder, an unknown module type, a ``../..``
 module path) to plain Hugging Face folders, the hub path, ``trust_remote_code``, absolute and
-symlinked module paths, arbitrary module-type strings (hypothesis) and Dense activation names.
-Tests marked ``xfail(strict=True)`` pin gaps that need a change in ``workbench/models/``; each
-reason says which (see docs/reliability.md).
+symlinked module paths, arbitrary module-type strings (hypothesis), Dense activation names, a
+malformed modules.json and a folder without tokenizer files (see docs/reliability.md).
 """
 
 from __future__ import annotations
