@@ -206,8 +206,6 @@ def test_non_finite_rows_stay_visible_and_confined(ab, fn, bad, data):
     assert np.allclose(got[others], clean[others], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="similarity.py: top_k ranks a NaN (or, for cosine, an inf) corpus row first "
-                   "for every query (torch.topk orders NaN above all numbers); it should refuse non-finite input")
 @pytest.mark.parametrize("fn", SIMILARITY_FUNCTIONS)
 def test_top_k_refuses_non_finite_input(fn):
     corpus = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)

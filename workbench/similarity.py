@@ -181,6 +181,9 @@ def top_k(
     name = canonical_fn_name(fn)
     _check_positive(k=k, query_chunk_size=query_chunk_size, corpus_chunk_size=corpus_chunk_size)
     tq, tc, as_torch, device, out_dtype = _inputs(query_emb, corpus_emb, matrix=True)
+    # A ranking has no right answer for NaN/inf rows (topk would put NaN first): refuse them.
+    _require_finite(tc, "corpus_emb")
+    _require_finite(tq, "query_emb")
     dtype = _search_dtype(name, out_dtype)
     tq = _prepare(tq.to(device=device, dtype=dtype), name)  # (q, dim)
     tc = _prepare(tc.to(device=device, dtype=dtype), name)  # (c, dim)
@@ -229,6 +232,7 @@ def paraphrase_pairs(
     if max_pairs is not None and max_pairs < 0:
         raise ValueError(f"max_pairs must be >= 0 or None, got {max_pairs}")
     te, _, _, device, out_dtype = _inputs(emb, None, matrix=True)
+    _require_finite(te, "emb")
     n = te.shape[0]
     if n < 2:
         return []
@@ -383,3 +387,10 @@ def _check_positive(**values: int) -> None:
 
 def _like(t: torch.Tensor, as_torch: bool) -> ArrayLike:
     return t if as_torch else t.cpu().numpy()
+
+
+def _require_finite(t: torch.Tensor, name: str) -> None:
+    bad = ~torch.isfinite(t).all(dim=1)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0][0])
+        raise ValueError(f"{name} has a non-finite value (NaN or inf) in row {row}; a ranking needs finite embeddings")
