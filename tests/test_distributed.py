@@ -1,4 +1,5 @@
-"""Training on 2 CPU processes under torchrun, from the same recipe file and CLI as one process.
+"""Training and distillation on 2 CPU processes under torchrun, from the same recipe file and CLI
+as one process.
 
 ``python -m torch.distributed.run --nproc_per_node 2`` is the launcher a multi-GPU user runs
 (``torchrun``); on CPU it starts two gloo processes. (``accelerate launch --cpu
@@ -6,7 +7,9 @@
 every batch, so the global batch is the recipe's ``batch_size``; gradients are averaged. One
 difference from one process is expected and allowed for: MultipleNegativesRankingLoss uses the
 in-batch negatives of a process's own half (15 instead of 31 here), so the logged loss is lower
-and the STS-B result close to, not equal to, the one-process run.
+and the STS-B result close to, not equal to, the one-process run. Distillation's MSE is a mean
+over examples, so there the two runs differ only by dropout and rounding; its teacher
+embeddings are computed once, by the main process, into the one shared cache.
 """
 
 from __future__ import annotations
@@ -108,57 +111,144 @@ def _digest(model) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.slow
-def test_two_processes_train_like_one(minilm_path, stsb_dir, tmp_path, monkeypatch):
-    recipe = tmp_path / "tiny-ddp.toml"
-    recipe.write_text(_recipe(minilm_path), encoding="utf-8")
+def _torchrun(tmp_path: Path, stsb_dir: Path, args: list[str], **env_extra: str) -> None:
     launch = tmp_path / "launch.py"
     launch.write_text(_LAUNCH, encoding="utf-8")
-    runs, digests = tmp_path / "runs", tmp_path / "digests"
-    digests.mkdir()
+    digests = tmp_path / "digests"
+    digests.mkdir(exist_ok=True)
     # One thread per process: two processes on two cores, not four threads fighting for them.
-    env = dict(os.environ, WORKBENCH_DATA=str(stsb_dir.parent), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, WORKBENCH_DATA=str(stsb_dir.parent), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", **env_extra)
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-         str(launch), str(digests), "train", str(recipe), "--run-dir", str(runs / "two")],
+         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(launch), str(digests), *args],
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
 
-    # one run folder, written once
-    assert [p.name for p in runs.iterdir()] == ["two"]
-    run = runs / "two"
+
+def _one_process(args: list[str]) -> None:
+    """The same CLI command in this process, on one thread (on a busy machine, two spinning
+    OpenMP threads can be several times slower than one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert cli.main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_one_run_folder(runs: Path, run: Path, digests: Path, name: str) -> list[dict]:
+    """One run folder, written once, whose model has the weights both processes ended with."""
+    assert [p.name for p in runs.iterdir()] == [run.name]
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "metrics.jsonl", "model"]  # checkpoints cleared
     events = _events(run)
     assert [e["event"] for e in events].count("Started") == 1
     assert [e["event"] for e in events if e["event"] == "Done"] == ["Done"] and events[-1]["reason"] == "completed"
-    assert _steps(events, "Step") == [5, 10, 15, 20, 25, 30]
-    assert _steps(events, "Eval") == [0, 15, 30]
-    assert _steps(events, "Checkpoint") == [15]
     assert "precision_used" in json.loads((run / "config.json").read_text())
-    assert "tiny-ddp" in (run / "model" / "README.md").read_text(encoding="utf-8")
-    # the two processes ended with the same weights, and those are the saved model
+    assert name in (run / "model" / "README.md").read_text(encoding="utf-8")
     ranks = sorted(p.read_text() for p in digests.iterdir())
     assert len(ranks) == 2 and ranks[0] == ranks[1]
     assert _digest(load_model(run / "model", device="cpu")) == ranks[0]
+    return events
 
-    # the same recipe in one process, through the same CLI, also on one thread (on a busy machine,
-    # two spinning OpenMP threads can be several times slower than one)
+
+def _sts(events: list[dict]) -> list[float]:
+    return [e["metrics"]["sts-dev_spearman_cosine"] for e in events if e["event"] == "Eval"]
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one(minilm_path, stsb_dir, tmp_path, monkeypatch):
+    recipe = tmp_path / "tiny-ddp.toml"
+    recipe.write_text(_recipe(minilm_path), encoding="utf-8")
+    runs = tmp_path / "runs"
+    _torchrun(tmp_path, stsb_dir, ["train", str(recipe), "--run-dir", str(runs / "two")])
+
+    events = _check_one_run_folder(runs, runs / "two", tmp_path / "digests", "tiny-ddp")
+    assert _steps(events, "Step") == [5, 10, 15, 20, 25, 30]
+    assert _steps(events, "Eval") == [0, 15, 30]
+    assert _steps(events, "Checkpoint") == [15]
+
+    # the same recipe in one process, through the same CLI
     monkeypatch.setenv("WORKBENCH_DATA", str(stsb_dir.parent))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert cli.main(["train", str(recipe), "--run-dir", str(runs / "one")]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    single = _events(runs / "one")
+    _one_process(["train", str(recipe), "--run-dir", str(tmp_path / "one")])
+    single = _events(tmp_path / "one")
     assert _steps(single, "Eval") == [0, 15, 30]
 
-    def sts(evs: list[dict]) -> list[float]:
-        return [e["metrics"]["sts-dev_spearman_cosine"] for e in evs if e["event"] == "Eval"]
-
-    one_sts, two_sts = sts(single), sts(events)
+    one_sts, two_sts = _sts(single), _sts(events)
     assert one_sts[0] == pytest.approx(two_sts[0], abs=1e-6)  # the same starting model
     assert one_sts[-1] > one_sts[0] + 0.03 and two_sts[-1] > two_sts[0] + 0.03  # both learned
     assert abs(two_sts[-1] - one_sts[-1]) < 0.01, (one_sts, two_sts)
+
+
+def _distill_recipe(minilm_path: Path) -> str:
+    # all-MiniLM-L6-v2 taught to its own first layer on 960 local sentences.
+    return textwrap.dedent(f"""
+        name = "tiny-ddp-distill"
+        kind = "distill"
+        description = "all-MiniLM-L6-v2 distilled into its layer 0 on 960 local sentences"
+
+        [teacher]
+        model = "{minilm_path}"
+
+        [student]
+        keep_layers = [0]
+        max_seq_length = 32
+
+        [loss]
+        name = "MSELoss"
+
+        [[data]]
+        name = "english-sentences"
+        loader = "sentences"
+        sources = ["wikipedia", "misc", "captions"]
+        limit = 960
+        seed = 0
+
+        [eval]
+        sts_dev = true
+        sts_dev_limit = 300
+        sts_test = false
+        mse_sentences = 100
+
+        [train]
+        lr = 2e-4
+        batch_size = 32
+        max_steps = 30
+        eval_every = 15
+        log_every = 5
+        checkpoint_every = 15
+        keep_best = false
+    """)
+
+
+@pytest.mark.slow
+def test_two_processes_distill_like_one(minilm_path, stsb_dir, tmp_path, monkeypatch):
+    recipe = tmp_path / "tiny-ddp-distill.toml"
+    recipe.write_text(_distill_recipe(minilm_path), encoding="utf-8")
+    runs, cache = tmp_path / "runs", tmp_path / "teacher-cache"
+    _torchrun(tmp_path, stsb_dir, ["distill", str(recipe), "--run-dir", str(runs / "two")], WORKBENCH_CACHE=str(cache))
+
+    events = _check_one_run_folder(runs, runs / "two", tmp_path / "digests", "tiny-ddp-distill")
+    assert _steps(events, "Step") == [5, 10, 15, 20, 25, 30]
+    assert _steps(events, "Eval") == [0, 15, 30]
+    # one teacher cache, written once: the training and the held-out sentences, nothing partial
+    cached = sorted(p.name for p in cache.iterdir())
+    assert len(cached) == 4 and [n.rsplit(".", 1)[1] for n in cached] == ["json", "npy", "json", "npy"], cached
+    stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(stsb_dir.parent))
+    monkeypatch.setenv("WORKBENCH_CACHE", str(cache))
+    _one_process(["distill", str(recipe), "--run-dir", str(tmp_path / "one")])
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == stamps  # read back, not recomputed
+    single = _events(tmp_path / "one")
+
+    one_sts, two_sts = _sts(single), _sts(events)
+    assert one_sts[0] == pytest.approx(two_sts[0], abs=1e-6)
+
+    def mse(evs: list[dict]) -> list[float]:
+        return [e["metrics"]["mse_negative_mse"] for e in evs if e["event"] == "Eval"]
+
+    one_mse, two_mse = mse(single), mse(events)
+    assert one_mse[-1] > one_mse[0] and two_mse[-1] > two_mse[0]  # both moved toward the teacher
+    assert abs(two_sts[-1] - one_sts[-1]) < 0.01, (one_sts, two_sts)
+    assert two_mse[-1] == pytest.approx(one_mse[-1], rel=0.02), (one_mse, two_mse)

@@ -367,16 +367,20 @@ CACHE_CHILD = textwrap.dedent(
 
             teacher.encode = dying_encode
         elif point == "chunk-written-not-recorded":
-            def dying_write(path, text):
-                if path.name.endswith(".partial.json") and '"done": 16' in text:
-                    die()  # chunk 2 is in the memory-mapped file, its record is not
-                return real_write(path, text)
+            from workbench import corpus
 
-            distill.atomic_write_text = dying_write
+            real_progress = corpus.atomic_write_text
+
+            def dying_write(path, text):
+                if path.name.endswith(".progress.json") and '"1": "' in text:
+                    die()  # chunk 1 (rows 8-15) is in the memory-mapped file, its record is not
+                return real_progress(path, text)
+
+            corpus.atomic_write_text = dying_write
         elif point == "record-written-not-renamed":
             def dying_write(path, text):
                 real_write(path, text)
-                if path.suffix == ".json" and ".partial" not in path.name:
+                if path.suffix == ".json":  # distill writes only the checksum record itself
                     die()  # the checksum record is in place, the data still under its partial name
 
             distill.atomic_write_text = dying_write
@@ -392,8 +396,14 @@ def cache_child(tmp_path_factory) -> Path:
     return path
 
 
+# kill point -> texts the next call encodes again: chunks 0-1 are recorded before the third encode
+# (24 of 40 left); chunk 1 written but not recorded is redone (32 left); once the checksum record is
+# written, the finished file is checked against it and renamed, with nothing recomputed.
+REDONE = {"mid-encode": 24, "chunk-written-not-recorded": 32, "record-written-not-renamed": 0}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["mid-encode", "chunk-written-not-recorded", "record-written-not-renamed"])
+@pytest.mark.parametrize("point", list(REDONE))
 def test_sigkill_during_teacher_cache_write_never_leaves_a_corrupt_cache(point, cache_child, minilm_path, tmp_path):
     from workbench.distill import cache_key, teacher_embeddings
 
@@ -406,7 +416,17 @@ def test_sigkill_during_teacher_cache_write_never_leaves_a_corrupt_cache(point, 
     key = cache_key(teacher, texts)
     assert not (tmp_path / "cache" / f"{key}.npy").exists(), "no cache file under its final name after the kill"
 
+    encode, recomputed = teacher.encode, []
+
+    def counting_encode(batch, *args, **kwargs):
+        recomputed.extend(batch)
+        return encode(batch, *args, **kwargs)
+
+    teacher.encode = counting_encode
     again = teacher_embeddings(teacher, texts, tmp_path / "cache", batch_size=4, chunk_size=8)
+    # only what was not safely on disk is computed again (chunks of 8 texts)
+    assert len(recomputed) == REDONE[point], (point, len(recomputed))
+    teacher.encode = encode
     fresh = teacher.encode(texts, batch_size=4)
     assert again.shape == (40, 32) and np.abs(again - fresh).max() <= 1e-6
     record = json.loads((tmp_path / "cache" / f"{key}.json").read_text())

@@ -287,3 +287,16 @@ def test_several_datasets_share_one_run(minilm_path):
             {"pairs": pairs, "triplets": triplets}).fit()
     assert sorted(seen) == sorted([(2, 20)] * 12 + [(3, 20)] * 4)  # 2 epochs x (6 pair + 2 triplet batches)
     assert seen[:8] != [(2, 20)] * 6 + [(3, 20)] * 2  # interleaved, not one set after the other
+
+
+def test_precision_can_change_between_runs_in_one_process(minilm_path):
+    # A notebook trains with bf16, then with fp32: accelerate alone refuses the second Accelerator
+    # ("restart your runtime"); the trainer lets each run in one process pick its own settings.
+    used = []
+    for precision in ["bf16", "no", "bf16"]:
+        model = _tiny(minilm_path)
+        cfg = TrainConfig(lr=1e-3, batch_size=20, max_steps=2, eval_at_start=False, mixed_precision=precision)
+        trainer = Trainer(model, MultipleNegativesRankingLoss(model), cfg, _pairs(60))
+        trainer.fit()
+        used.append(trainer.run_info["precision_used"])
+    assert used == ["bf16", "no", "bf16"]

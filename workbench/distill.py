@@ -104,11 +104,12 @@ def teacher_embeddings(
 ) -> np.ndarray:
     """The teacher's embeddings of ``sentences``, computed once and then read from disk.
 
-    The array is streamed chunk by chunk into a memory-mapped ``.npy`` beside its final name
-    (memory stays bounded), with the number of finished rows recorded after each chunk: an
-    interrupted computation resumes where it stopped. When done, a sidecar ``.json`` records
-    the shape and a sha256 of the data, and the file is renamed into place. A cache file whose
-    shape or checksum does not match is recomputed, never trusted.
+    The array is written by :func:`workbench.corpus.encode_corpus`, the path ``workbench
+    encode-corpus`` takes: streamed chunk by chunk into a memory-mapped ``.npy`` beside its final
+    name (memory stays bounded), each finished chunk recorded with a digest of its texts, so an
+    interrupted computation resumes at its first unfinished chunk. When done, a sidecar ``.json``
+    records the shape and a sha256 of the data, and the file is renamed into place. A cache file
+    whose shape or checksum does not match is recomputed, never trusted.
 
     Args:
         teacher: the teacher model (or a name/folder to load).
@@ -134,37 +135,23 @@ def teacher_embeddings(
     if cached is not None:
         return cached
 
-    partial, done_file = folder / f"{key}.partial.npy", folder / f"{key}.partial.json"
-    start, out = 0, None
-    if partial.is_file() and done_file.is_file():
-        try:
-            out = np.lib.format.open_memmap(partial, mode="r+")
-            start = int(json.loads(done_file.read_text())["done"])
-            if out.shape != (n, dim) or out.dtype != np.float32 or not 0 <= start <= n:
-                out, start = None, 0
-        except (OSError, ValueError, KeyError, TypeError):
-            out, start = None, 0
-    if out is None:
-        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, dim))  # (n, dim) on disk
-    from tqdm.auto import tqdm
+    from workbench.corpus import encode_corpus
 
-    show = progress if progress is not None else n > chunk_size
-    with tqdm(total=n, initial=start, desc="teacher", unit="text", disable=not show, leave=False) as bar:
-        for a in range(start, n, chunk_size):
-            b = min(a + chunk_size, n)
-            emb = np.asarray(model.encode(texts[a:b], batch_size=batch_size, progress=False), dtype=np.float32)
-            if emb.shape != (b - a, dim):
-                raise ValueError(f"the teacher returned shape {emb.shape} for {b - a} texts; expected ({b - a}, {dim})")
-            out[a:b] = emb  # (chunk, dim)
-            out.flush()
-            atomic_write_text(done_file, json.dumps({"done": b}))
-            bar.update(b - a)
-    digest = _digest(out)
-    del out
+    encoded = folder / f"{key}.encoded.npy"
+    if encoded.is_file() and meta.is_file():  # killed between writing the record and the rename
+        done = _read_cache(encoded, meta, (n, dim))
+        if done is not None:
+            del done
+            os.replace(encoded, final)
+            return np.load(final)
+    # encode_corpus streams chunk by chunk into a memory-mapped {key}.encoded.npy.partial and
+    # records each finished chunk with a digest of its texts: bounded memory, and an interrupted
+    # computation resumes at its first unfinished chunk (with several GPUs, one process per GPU).
+    result = encode_corpus(model, texts, encoded, chunk_size=chunk_size, batch_size=batch_size, progress=progress)
+    digest = _digest(result.array())
     record = {"shape": [n, dim], "dtype": "float32", "sha256": digest, "teacher": model.source, "texts": n}
     atomic_write_text(meta, json.dumps(record, indent=2) + "\n")  # meta first: a lone .npy is never trusted
-    os.replace(partial, final)
-    done_file.unlink(missing_ok=True)
+    os.replace(encoded, final)
     return np.load(final)
 
 
@@ -439,8 +426,14 @@ def distill(
                          f"MSE distillation needs student dim <= teacher dim: add or shrink a Dense layer")
     texts = _texts(sentences)
     held = _texts(eval_sentences) if eval_sentences is not None else []
-    labels = teacher_embeddings(model, texts, cache_dir, batch_size)  # (n, teacher_dim)
-    held_labels = teacher_embeddings(model, held, cache_dir, batch_size) if held else None  # (m, teacher_dim)
+    from accelerate import PartialState
+
+    # Under torchrun / accelerate launch every process gets here: the main one computes (and
+    # caches) the teacher embeddings while the others wait, then they read the finished cache.
+    # (cpu= must agree with the Accelerator the Trainer makes.)
+    with PartialState(cpu=student.device.type == "cpu").main_process_first():
+        labels = teacher_embeddings(model, texts, cache_dir, batch_size)  # (n, teacher_dim)
+        held_labels = teacher_embeddings(model, held, cache_dir, batch_size) if held else None  # (m, teacher_dim)
     pca_info = None
     if student.dim < model.dim:
         k = min(pca_sentences, len(texts))

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import random
 import threading
 import time
@@ -126,6 +127,7 @@ class Trainer:
         # Under DDP: a Hugging Face transformer's own pooler (BERT's) never reaches the sentence
         # embedding, and DDP stops at the second step unless it is told to expect unused parameters.
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+        _forget_accelerate_state()
         acc = Accelerator(mixed_precision=precision, cpu=device.type == "cpu", kwargs_handlers=[ddp])
         if self.run is not None and acc.num_processes > 1:
             self.run = RunDir(_from_main(acc, str(self.run.path)))  # one run folder, the main process's
@@ -449,6 +451,24 @@ def _average_gradients(acc: Any, model: torch.nn.Module) -> None:
         g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
+
+
+def _forget_accelerate_state() -> None:
+    """Let the next Accelerator take new settings, in a process that is not one of several.
+
+    accelerate keeps one state per process and refuses a second Accelerator with another
+    ``mixed_precision`` (or a CPU one after a GPU one), telling the user to restart the runtime:
+    in a notebook, the second run after a precision change would fail. One process has nothing
+    to coordinate, so its state is dropped before each run; under torchrun / accelerate launch
+    (several processes) it is kept, and every run there comes from the same recipe.
+    """
+    from accelerate.state import AcceleratorState, PartialState
+
+    if PartialState._shared_state and PartialState().num_processes > 1:
+        return
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return
+    AcceleratorState._reset_state(reset_partial_state=True)  # accelerate's own tests reset it this way
 
 def _from_main(acc: Any, obj: Any) -> Any:
     """The main process's ``obj`` on every process (a picklable value)."""
