@@ -61,3 +61,18 @@ def test_eval_on_stsb_prints_the_table(minilm_path, stsb_dir, tmp_path, capsys):
     import json
 
     assert abs(json.loads(out_json.read_text())["sts-test_spearman_cosine"] - 0.8203) < 1e-4
+
+
+def test_set_overrides_take_toml_values():
+    # `--set` values read as they would in the recipe file: `false` is False, not the text "false"
+    from workbench.recipes import load_recipe
+
+    recipe = load_recipe("offline-a-distill", ["eval.sts_test=false", "train.lr=2e-4", "student.keep_layers=[0, 5]",
+                                               "train.mixed_precision=bf16", "data.limit=300", "eval.mse_sentences=50",
+                                               "train.keep_best=False", 'teacher.model="my teacher"'])
+    assert recipe.eval["sts_test"] is False and recipe.eval["mse_sentences"] == 50
+    assert recipe.train.lr == 2e-4 and recipe.train.mixed_precision == "bf16" and recipe.train.keep_best is False
+    assert recipe.model["keep_layers"] == [0, 5] and recipe.teacher["model"] == "my teacher"
+    assert [d["limit"] for d in recipe.data] == [300]  # every [[data]] entry
+    with pytest.raises(ValueError, match="section.key=value"):
+        load_recipe("offline-a-distill", ["lr=1e-4"])

@@ -121,9 +121,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     wanted = "distill" if args.command == "distill" else "train"
     if recipe.kind != wanted:
         raise ValueError(f"{recipe.path} is a {recipe.kind} recipe: run it with `workbench {recipe.kind}`")
-    print(recipe_summary(recipe))
+    # Under torchrun / accelerate launch every process runs this; one of them speaks (events come
+    # from the main process only anyway).
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        print(recipe_summary(recipe))
     result = run_recipe(recipe, run_dir=args.run_dir, callbacks=[lambda e: print(format_event(e), flush=True)],
                         resume=args.resume, device=args.device)
+    if not main_process:
+        return 0
     table = {k: v for k, v in result.metrics.items() if k.startswith(("sts-dev", "sts-test", "mse"))}
     if table:
         from workbench.evaluation import format_metrics

@@ -87,15 +87,25 @@ def load_recipe(name_or_path: str | os.PathLike[str], overrides: Sequence[str] =
     )
 
 
+def _override_value(text: str) -> Any:
+    """A ``--set`` value as the recipe file would hold it: TOML (``false``, ``1e-4``, ``[0, 3, 5]``,
+    ``"text"``), else a Python literal (``False``, ``None``), else the text itself."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string
+
+
 def _apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, text = item.partition("=")
     if not sep or "." not in key:
         raise ValueError(f"override {item!r}: use section.key=value, e.g. train.lr=1e-4")
     section, name = key.strip().split(".", 1)
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
-        value = text.strip()  # a bare string
+    value = _override_value(text.strip())
     target = raw.setdefault(section, {})
     if isinstance(target, list):  # [[data]]: the override applies to every entry
         for entry in target:
