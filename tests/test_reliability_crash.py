@@ -291,6 +291,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(point, child, helpers, 
     helpers["make_trainer"](run_dir, str(minilm_path), callbacks=[events.append]).fit(resume=True)
     assert isinstance(events[0], Started) and events[0].start_step == start
     _assert_same_run(reference, run_dir)
+    leftovers = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob(".*"))
+    assert leftovers == [], f"what the kill left aside is removed by the resume: {leftovers}"
     assert [r.status for r in list_runs(tmp_path)] == ["completed"]
 
 

@@ -311,6 +311,8 @@ class Trainer:
         self._emit(Checkpoint(step=step, path=str(path)))
 
     def _restore(self, acc: Any, optimizer: Any, scheduler: Any) -> int:
+        if acc.is_main_process:
+            self.run.remove_leftovers()
         found = self.run.latest_checkpoint()
         if found is None:
             raise FileNotFoundError(f"no checkpoint to resume from in {self.run.path / 'checkpoints'}")

@@ -71,9 +71,30 @@ class RunDir:
     def start(self, config: dict[str, Any]) -> None:
         """Begin a fresh run here (an earlier run's log and checkpoints are replaced)."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self.remove_leftovers()
         atomic_write_text(self.path / "config.json", json.dumps(config, indent=2, default=str) + "\n")
         atomic_write_text(self.metrics_path, "")
         self.clear_checkpoints()
+
+    def remove_leftovers(self) -> None:
+        """Delete what a killed writer left aside: half-written models and checkpoints (``.model.saving-*``,
+        ``.best.saving-*``, ``checkpoints/.step-*``), folders swapped out or being deleted
+        (``.best.old-*``, ``.*.deleting-*``) and temporary files of atomic writes. Only files of
+        these names are touched, and only when no process is writing the run (before it starts or
+        resumes); nothing under a final name is ever among them.
+        """
+        patterns = [f".{name}.{kind}-*" for name in ("model", "best", "checkpoints")
+                    for kind in ("saving", "old", "deleting")]
+        patterns += [f".{name}.*" for name in ("config.json", "metrics.jsonl")]
+        for folder, globs in ((self.path, patterns), (self.checkpoints, [".step-*"])):
+            if not folder.is_dir():
+                continue
+            for pattern in globs:
+                for old in folder.glob(pattern):
+                    if old.is_dir():
+                        shutil.rmtree(old, ignore_errors=True)
+                    else:
+                        old.unlink(missing_ok=True)
 
     def log(self, event: Event) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
