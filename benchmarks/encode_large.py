@@ -88,11 +88,17 @@ def child(args: argparse.Namespace) -> int:
     model = load_model(args.model, device="cpu")
     model.max_seq_length = args.max_seq_length
     loaded_kib = _status_kib("self", "VmRSS")
+    rss_by_chunk: list[int] = []  # resident memory (KiB) after each chunk this run encoded
+
+    def sample(event) -> None:
+        if event.encoded:
+            rss_by_chunk.append(_status_kib("self", "VmRSS"))
+
     result = encode_corpus(model, args.source, args.out, chunk_size=args.chunk_size, batch_size=args.batch_size,
-                           progress=False)
+                           progress=False, callbacks=[sample])
     print("RESULT " + json.dumps({"rows": result.rows, "encoded": result.encoded, "reused": result.reused,
                                   "seconds": result.seconds, "peak_kib": _peak_kib(), "loaded_kib": loaded_kib,
-                                  "threads": torch.get_num_threads()}), flush=True)
+                                  "rss_by_chunk": rss_by_chunk, "threads": torch.get_num_threads()}), flush=True)
     return 0
 
 
@@ -100,6 +106,16 @@ def _child_cmd(args: argparse.Namespace, source: Path, out: Path) -> list[str]:
     return [sys.executable, __file__, "--child", "--source", str(source), "--out", str(out), "--model", args.model,
             "--max-seq-length", str(args.max_seq_length), "--chunk-size", str(args.chunk_size),
             "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+
+
+def _curve(r: dict) -> str:
+    """Resident memory after the model was loaded and after chunks 1, 1/4, 1/2 and the last: flat when bounded."""
+    rss = r.get("rss_by_chunk") or []
+    if not rss:
+        return ""
+    picks = sorted({0, len(rss) // 4, len(rss) // 2, len(rss) - 1})
+    return (f"RSS loaded {r['loaded_kib'] / 1024:.0f} MiB, after chunk "
+            + ", ".join(f"{i + 1}: {rss[i] / 1024:.0f}" for i in picks) + " MiB")
 
 
 def _run(cmd: list[str]) -> dict:
@@ -170,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes[:-1]:
         r = _run(_child_cmd(args, work / f"corpus-{n}.txt", work / f"emb-{n}.npy"))
         rows.append({"size": n, "run": "full", **r})
-        print(f"  {n}: {r['encoded']} encoded in {r['seconds']:.0f}s, peak RSS {r['peak_kib'] / 1024:.0f} MiB", flush=True)
+        print(f"  {n}: {r['encoded']} encoded in {r['seconds']:.0f}s, peak RSS {r['peak_kib'] / 1024:.0f} MiB; "
+              f"{_curve(r)}", flush=True)
 
     n = sizes[-1]
     out = work / f"emb-{n}.npy"
@@ -184,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"size": n, "run": "killed", "encoded": on_disk, "seconds": killed_s, "peak_kib": killed_peak})
     rows.append({"size": n, "run": "resumed", **r})
     print(f"  {n}: resumed: {r['encoded']} encoded, {r['reused']} found on disk, in {r['seconds']:.0f}s, "
-          f"peak RSS {r['peak_kib'] / 1024:.0f} MiB", flush=True)
+          f"peak RSS {r['peak_kib'] / 1024:.0f} MiB; {_curve(r)}", flush=True)
     if r["reused"] != on_disk or r["encoded"] + r["reused"] != n:
         raise SystemExit(f"resume re-encoded finished chunks: {r}")
 
