@@ -4,10 +4,11 @@ Builds a corpus of sentences from the shared data (Wikipedia, other English sent
 five Multi30k captions of each image, SNLI; repeated if more are asked for than there are),
 writes it as one text per line, and encodes prefixes of it with ``encode_corpus`` and
 all-MiniLM-L6-v2, each size in a fresh process whose peak resident memory (VmHWM) is read at
-the end. If memory is bounded, the peak does not grow with the corpus; the output .npy (which
-does) lives on disk. The largest size is SIGKILLed from outside after some chunks are on disk
-and then run again: the resumed run must encode only the rest. Rows of the final file are
-checked against a plain ``model.encode`` of the same texts.
+the end, and whose resident memory is sampled after every chunk. If memory is bounded, neither
+grows with the corpus; the output .npy (which does) lives on disk. Then the largest size is run
+again, SIGKILLed from outside after some chunks are on disk, and run once more: the resumed run
+must encode only the rest, and its file must equal the uninterrupted run's (and a sample of
+rows a plain ``model.encode`` of the same texts).
 
     WORKBENCH_DATA=../shared/data python benchmarks/encode_large.py \\
         [--sizes 50000,100000,200000] [--max-seq-length 64] [--kill-after 12] [--threads 1]
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seq-length", type=int, default=64, help="tokens per text (the model allows 256)")
     parser.add_argument("--chunk-size", type=int, default=4096)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--kill-after", type=int, default=12, help="SIGKILL the largest run after this many chunks")
+    parser.add_argument("--kill-after", type=int, default=12,
+                        help="then run the largest size again and SIGKILL it after this many chunks (0: skip)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (0: torch's default)")
     parser.add_argument("--workdir", default=None, help="where the corpus and outputs go (default: a temp folder)")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -183,15 +185,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n", flush=True)
 
     rows = []
-    for n in sizes[:-1]:
+    for n in sizes:  # each size uninterrupted, in a fresh process
+        for stale in _outputs(work / f"emb-{n}.npy"):
+            stale.unlink(missing_ok=True)
         r = _run(_child_cmd(args, work / f"corpus-{n}.txt", work / f"emb-{n}.npy"))
         rows.append({"size": n, "run": "full", **r})
         print(f"  {n}: {r['encoded']} encoded in {r['seconds']:.0f}s, peak RSS {r['peak_kib'] / 1024:.0f} MiB; "
               f"{_curve(r)}", flush=True)
 
-    n = sizes[-1]
-    out = work / f"emb-{n}.npy"
-    for stale in (out, out.with_name(out.name + ".partial"), out.with_name(out.name + ".progress.json")):
+    if args.kill_after <= 0:
+        return _report(rows, sizes, args, unique, None)
+    n = sizes[-1]  # the largest again, killed and resumed
+    out = work / f"emb-{n}-resumed.npy"
+    for stale in _outputs(out):
         stale.unlink(missing_ok=True)
     cmd = _child_cmd(args, work / f"corpus-{n}.txt", out)
     chunks, killed_peak, killed_s = _run_and_kill(cmd, out.with_name(out.name + ".progress.json"), args.kill_after)
@@ -213,10 +219,23 @@ def main(argv: list[str] | None = None) -> int:
     pick = np.sort(np.random.default_rng(0).choice(n, size=256, replace=False))
     emb = np.load(out, mmap_mode="r")
     diff = float(np.abs(emb[pick] - model.encode([corpus[i] for i in pick])).max())
-    print(f"  {n}: 256 random rows of the resumed file vs model.encode: max abs diff {diff:.1e}\n")
+    print(f"  {n}: 256 random rows of the resumed file vs model.encode: max abs diff {diff:.1e}")
     if diff > 1e-5:
         raise SystemExit("the resumed file differs from model.encode")
+    whole = np.load(work / f"emb-{n}.npy", mmap_mode="r")  # the uninterrupted run of the same texts
+    diff_whole = max(float(np.abs(emb[a:a + 8192] - whole[a:a + 8192]).max()) for a in range(0, n, 8192))
+    print(f"  {n}: every row of the resumed file vs the uninterrupted run: max abs diff {diff_whole:.1e}\n")
+    if diff_whole > 1e-5:
+        raise SystemExit("the resumed file differs from the uninterrupted one")
+    return _report(rows, sizes, args, unique, {"chunks": chunks, "on_disk": on_disk, "resumed": r, "diff": diff,
+                                                  "diff_whole": diff_whole})
 
+
+def _outputs(out: Path) -> tuple[Path, Path, Path]:
+    return out, out.with_name(out.name + ".partial"), out.with_name(out.name + ".progress.json")
+
+
+def _report(rows: list[dict], sizes: list[int], args: argparse.Namespace, unique: int, kill: dict | None) -> int:
     print(f"{'sentences':>10} {'run':>8} {'encoded':>8} {'on disk':>8} {'seconds':>8} {'texts/s':>8} "
           f"{'peak RSS MiB':>13} {'output MiB':>11}")
     for row in rows:
@@ -224,10 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         rate = row["encoded"] / row["seconds"] if row["seconds"] else 0.0
         print(f"{row['size']:>10} {row['run']:>8} {row['encoded']:>8} {reused:>8} {row['seconds']:>8.0f} "
               f"{rate:>8.0f} {row['peak_kib'] / 1024:>13.0f} {row['size'] * 384 * 4 / 2**20:>11.0f}")
-    print(f"\nkilled run: {on_disk} texts ({chunks} chunks) on disk when SIGKILLed; the chunk in flight was lost. "
-          f"Resumed run: {r['encoded']} of {n} texts encoded, {r['reused']} read back from disk (digest-checked).")
+    if kill is not None:
+        r = kill["resumed"]
+        print(f"\nkilled run: {kill['on_disk']} texts ({kill['chunks']} chunks) on disk when SIGKILLed; the chunk in "
+              f"flight was lost. Resumed run: {r['encoded']} of {sizes[-1]} texts encoded, {r['reused']} read back "
+              f"from disk (digest-checked).")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "max_abs_diff": diff, "unique": unique,
+        Path(args.json).write_text(json.dumps({"rows": rows, "kill": kill, "unique": unique,
                                                "max_seq_length": args.max_seq_length}, indent=2) + "\n")
     return 0
 
