@@ -204,6 +204,11 @@ def test_run_directory_and_listing(minilm_path, tmp_path):
     runs = list_runs(tmp_path / "runs")
     assert [r.name for r in runs] == ["a"] and runs[0].status == "completed"
     assert runs[0].history.steps == [2, 4, 6]
+    # resuming a finished run says so, and leaves it as it was
+    again = Trainer(model, MultipleNegativesRankingLoss(model), cfg, _pairs(), run_dir=tmp_path / "runs" / "a")
+    with pytest.raises(FileNotFoundError, match="already completed .* nothing to resume"):
+        again.fit(resume=True)
+    assert list_runs(tmp_path / "runs")[0].history.steps == [2, 4, 6]
 
 
 RESUME_SCRIPT = textwrap.dedent(

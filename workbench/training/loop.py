@@ -33,7 +33,7 @@ import torch
 
 from workbench.training.batching import TokenizedData
 from workbench.training.config import TrainConfig
-from workbench.training.events import Checkpoint, Done, Eval, Event, Started, Step
+from workbench.training.events import Checkpoint, Done, Eval, Event, RunHistory, Started, Step
 from workbench.training.runs import RunDir
 
 
@@ -315,6 +315,10 @@ class Trainer:
             self.run.remove_leftovers()
         found = self.run.latest_checkpoint()
         if found is None:
+            ended = RunHistory.from_jsonl(self.run.metrics_path).done if self.run.metrics_path.exists() else None
+            if ended is not None and ended.reason == "completed":
+                raise FileNotFoundError(f"the run in {self.run.path} already completed (its model is in "
+                                        f"{self.run.model_path}); there is nothing to resume: start a new run")
             raise FileNotFoundError(f"no checkpoint to resume from in {self.run.path / 'checkpoints'}")
         model_dir, state = found
         self._load_weights(model_dir)
@@ -339,8 +343,6 @@ class Trainer:
     def _save_final(self) -> Path:
         card = None
         if self.card is not None:
-            from workbench.training.events import RunHistory
-
             card = self.card(self.model, RunHistory.from_jsonl(self.run.metrics_path), self)
         return self.model.save(self.run.model_path, card=card)
 
