@@ -189,6 +189,10 @@ def test_bad_training_data_is_named(minilm_path):
         Trainer(model, loss, TrainConfig(), {"anchor": ["a", "b"], "positive": ["c"]}).fit()
     with pytest.raises(TypeError, match="column 'positive' row 1 is int"):
         Trainer(model, loss, TrainConfig(), {"anchor": ["a", "b"], "positive": ["c", 5]}).fit()
+    # bytes decoded with errors="surrogateescape": the tokenizer alone says only "TextEncodeInput must be ..."
+    with pytest.raises(ValueError, match=r"column 'anchor' row 1 is not valid Unicode: a lone surrogate '\\udcff'"):
+        Trainer(model, loss, TrainConfig(), {"anchor": ["a", b"b\xff".decode("utf-8", "surrogateescape")],
+                                             "positive": ["c", "d"]}).fit()
     with pytest.raises(ValueError, match="invalid TrainConfig: lr must be > 0"):
         TrainConfig(lr=0)
 

@@ -70,11 +70,11 @@ def _check_texts(texts: Any) -> tuple[list[str], bool]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__} ({text!r:.60}); encode takes strings only")
         if not text.isascii():
-            _check_unicode(text, f"texts[{i}]")
+            check_unicode(text, f"texts[{i}]")
     return out, False
 
 
-def _check_unicode(text: str, label: str) -> None:
+def check_unicode(text: str, label: str) -> None:
     """A lone surrogate (bytes decoded with errors='surrogateescape') would reach the tokenizer as an
     unexplained TypeError; name it instead."""
     try:

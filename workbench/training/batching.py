@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.encoding import check_unicode
+
 LABEL_COLUMNS = ("label", "labels", "score", "scores")
 
 
@@ -58,6 +60,8 @@ class TokenizedData:
                         f"column {name!r} row {i} is {type(value).__name__}, not text; name a numeric column "
                         f"'label' or 'score', or pass label_column="
                     )
+                if not value.isascii():
+                    check_unicode(value, f"column {name!r} row {i}")
         self.texts = {name: columns[name] for name in self.text_columns}
         self.labels: torch.Tensor | None = None
         if label_column is not None:
