@@ -309,3 +309,21 @@ def test_precision_can_change_between_runs_in_one_process(minilm_path):
         trainer.fit()
         used.append(trainer.run_info["precision_used"])
     assert used == ["bf16", "no", "bf16"]
+
+
+def test_runs_started_at_once_get_their_own_folders(tmp_path):
+    from workbench.training.runs import fresh_run_path
+
+    barrier, got = threading.Barrier(8), []
+
+    def claim():
+        barrier.wait()
+        got.append(fresh_run_path(tmp_path / "runs", "same-name-20250101-120000"))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(got)) == 8 and all(p.is_dir() for p in got)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(p.name for p in got)

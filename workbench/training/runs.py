@@ -196,10 +196,27 @@ def list_runs(root: str | Path = "runs") -> list[RunInfo]:
 
 
 def fresh_run_path(root: str | Path, name: str) -> Path:
-    """``root/name``, or ``root/name-2``, ``-3``... when taken: two runs never share a folder."""
+    """``root/name``, or ``root/name-2``, ``-3``... when taken: two runs never share a folder.
+
+    The folder is created here (``mkdir`` fails if another run took the name a moment before), so
+    two runs started in the same second, from two dashboards or two terminals, get two folders.
+    Under a launcher only the main process (``RANK`` 0) creates it; the trainer gives every
+    process the main one's folder.
+    """
     root = Path(root)
-    path, n = root / name, 1
-    while path.exists():
+    claim = int(os.environ.get("RANK", "0")) == 0
+    if claim:
+        root.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        path = root / (name if n == 1 else f"{name}-{n}")
+        if not claim:
+            if not path.exists():
+                return path
+        else:
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                pass
         n += 1
-        path = root / f"{name}-{n}"
-    return path
