@@ -52,6 +52,26 @@ _LAUNCH = textwrap.dedent("""
 """)
 
 
+def _schedule(extra_eval: str = "") -> str:
+    """The [eval] and [train] sections both tiny recipes share: 30 steps of global batch 32."""
+    return textwrap.dedent("""
+        [eval]
+        sts_dev = true
+        sts_dev_limit = 300
+        sts_test = false
+        {extra}
+
+        [train]
+        lr = 2e-4
+        batch_size = 32
+        max_steps = 30
+        eval_every = 15
+        log_every = 5
+        checkpoint_every = 15
+        keep_best = false
+    """).replace("{extra}", extra_eval)
+
+
 def _recipe(minilm_path: Path) -> str:
     # all-MiniLM-L6-v2 cut to its first layer: STS-B dev moves from 0.66 to ~0.73 in 30 steps.
     return textwrap.dedent(f"""
@@ -72,21 +92,7 @@ def _recipe(minilm_path: Path) -> str:
         loader = "caption_pairs"
         split = "train"
         limit = 960
-
-        [eval]
-        sts_dev = true
-        sts_dev_limit = 300
-        sts_test = false
-
-        [train]
-        lr = 2e-4
-        batch_size = 32
-        max_steps = 30
-        eval_every = 15
-        log_every = 5
-        checkpoint_every = 15
-        keep_best = false
-    """)
+    """) + _schedule()
 
 
 def _free_port() -> int:
@@ -203,22 +209,7 @@ def _distill_recipe(minilm_path: Path) -> str:
         sources = ["wikipedia", "misc", "captions"]
         limit = 960
         seed = 0
-
-        [eval]
-        sts_dev = true
-        sts_dev_limit = 300
-        sts_test = false
-        mse_sentences = 100
-
-        [train]
-        lr = 2e-4
-        batch_size = 32
-        max_steps = 30
-        eval_every = 15
-        log_every = 5
-        checkpoint_every = 15
-        keep_best = false
-    """)
+    """) + _schedule("mse_sentences = 100")
 
 
 @pytest.mark.slow
