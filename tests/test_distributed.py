@@ -4,12 +4,13 @@ as one process.
 ``python -m torch.distributed.run --nproc_per_node 2`` is the launcher a multi-GPU user runs
 (``torchrun``); on CPU it starts two gloo processes. (``accelerate launch --cpu
 --num_processes 2`` starts only one process unless MPI is set up.) Each process takes half of
-every batch, so the global batch is the recipe's ``batch_size``; gradients are averaged. One
-difference from one process is expected and allowed for: MultipleNegativesRankingLoss uses the
-in-batch negatives of a process's own half (15 instead of 31 here), so the logged loss is lower
-and the STS-B result close to, not equal to, the one-process run. Distillation's MSE is a mean
-over examples, so there the two runs differ only by dropout and rounding; its teacher
-embeddings are computed once, by the main process, into the one shared cache.
+every batch, so the global batch is the recipe's ``batch_size``; gradients are averaged.
+MultipleNegativesRankingLoss gathers the positives of both halves (``gather_across_devices``),
+so each anchor meets all 31 in-batch negatives, as in one process: without dropout the
+gradient equals the one-process gradient (checked directly below); with dropout the two runs
+differ by their random masks only. Distillation's MSE is a mean over examples, so the same
+holds there; its teacher embeddings are computed once, by the main process, into the one
+shared cache.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -184,6 +186,10 @@ def test_two_processes_train_like_one(minilm_path, stsb_dir, tmp_path, monkeypat
     assert one_sts[0] == pytest.approx(two_sts[0], abs=1e-6)  # the same starting model
     assert one_sts[-1] > one_sts[0] + 0.03 and two_sts[-1] > two_sts[0] + 0.03  # both learned
     assert abs(two_sts[-1] - one_sts[-1]) < 0.01, (one_sts, two_sts)
+    # the same negatives as one process (gathered), so the same loss up to dropout; each process
+    # on its own half would log ~0.5 less at first (15 negatives instead of 31)
+    one_loss, two_loss = (np.mean([e["loss"] for e in evs if e["event"] == "Step"]) for evs in (single, events))
+    assert two_loss == pytest.approx(one_loss, rel=0.03), (one_loss, two_loss)
 
 
 def _distill_recipe(minilm_path: Path) -> str:
@@ -243,3 +249,74 @@ def test_two_processes_distill_like_one(minilm_path, stsb_dir, tmp_path, monkeyp
     assert one_mse[-1] > one_mse[0] and two_mse[-1] > two_mse[0]  # both moved toward the teacher
     assert abs(two_sts[-1] - one_sts[-1]) < 0.01, (one_sts, two_sts)
     assert two_mse[-1] == pytest.approx(one_mse[-1], rel=0.02), (one_mse, two_mse)
+
+
+# One MNRL step on a fixed batch of 7 triplets (7 does not split evenly: 4 + 3 rows), without
+# dropout, in one process or in each of two under DDP; rank 0 saves the averaged gradients.
+_GRADIENT = textwrap.dedent("""
+    import os, sys
+    import torch
+    import torch.distributed as dist
+    from transformers import BertConfig
+    from workbench import build_model
+    from workbench.losses import MultipleNegativesRankingLoss
+    from workbench.training.batching import TokenizedData
+
+    tokenizer, out, gather = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    torch.set_num_threads(1)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = build_model(cfg, tokenizer=tokenizer, dense=16, normalize=True, max_seq_length=32, seed=3, device="cpu")
+    words = ["cat", "dog", "car", "tree", "river", "bird", "chair"]
+    data = TokenizedData({"anchor": [f"the {w} is here" for w in words],
+                          "positive": [f"a {w} was seen" for w in words],
+                          "negative": [f"no {w} at all, only {words[i - 1]}" for i, w in enumerate(words)]},
+                         model.tokenizer, 32)
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    net = model
+    if world > 1:
+        dist.init_process_group("gloo")
+        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    features, _ = data.batch(list(range(7))[rank::world], torch.device("cpu"))
+    loss = MultipleNegativesRankingLoss(net, gather_across_devices=gather)(features)
+    loss.backward()
+    value = loss.detach().clone()
+    if world > 1:
+        dist.all_reduce(value)
+        value /= world
+    if rank == 0:
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        torch.save({"loss": float(value), "grads": grads}, out)
+    if world > 1:
+        dist.destroy_process_group()
+""")
+
+
+@pytest.mark.slow
+def test_gathered_negatives_give_two_processes_the_one_process_gradient(minilm_path, tmp_path):
+    script = tmp_path / "gradient.py"
+    script.write_text(_GRADIENT, encoding="utf-8")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+
+    def run(processes: int, gather: bool) -> dict:
+        out = tmp_path / f"grads-{processes}-{int(gather)}.pt"
+        launcher = [sys.executable] if processes == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(processes),
+            "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+        done = subprocess.run([*launcher, str(script), str(minilm_path), str(out), str(int(gather))],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return torch.load(out)
+
+    one, two, own = run(1, True), run(2, True), run(2, False)
+    assert one["grads"].keys() == two["grads"].keys() and len(one["grads"]) > 10
+
+    def gap(a: dict, b: dict) -> float:
+        return max(float((a["grads"][k] - b["grads"][k]).abs().max()) for k in a["grads"])
+
+    scale = max(float(g.abs().max()) for g in one["grads"].values())
+    # gathered: every anchor sees all 7 positives and 7 negatives, as in one process
+    assert gap(one, two) <= 1e-5 * max(1.0, scale), gap(one, two)  # float32 sums in another order
+    assert two["loss"] == pytest.approx(one["loss"], abs=1e-6)
+    # each process on its own share: fewer negatives, a lower loss and another gradient
+    assert own["loss"] < one["loss"] - 0.05 and gap(one, own) > 1e-3 * scale, (own["loss"], one["loss"], gap(one, own))

@@ -295,7 +295,7 @@ def test_modules_check_columns_and_report_config(tiny: EmbeddingModel) -> None:
     with pytest.raises(ValueError, match="labels"):
         MSELoss(tiny)(cols)
     assert MultipleNegativesRankingLoss(tiny, scale=10.0).config() == {
-        "name": "MultipleNegativesRankingLoss", "params": {"scale": 10.0, "similarity": "cosine"}}
+        "name": "MultipleNegativesRankingLoss", "params": {"scale": 10.0, "similarity": "cosine", "gather_across_devices": True}}
     assert CachedMultipleNegativesRankingLoss(tiny, mini_batch_size=8).config()["params"]["mini_batch_size"] == 8
     assert CoSENTLoss(tiny).config() == {"name": "CoSENTLoss", "params": {"scale": 20.0}}
     assert MSELoss(tiny).config() == {"name": "MSELoss", "params": {}}

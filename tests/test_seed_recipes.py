@@ -169,7 +169,8 @@ def test_seed_b_runs_offline_from_the_hub_cache(seed_b_run):
     config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     assert config["train"]["mixed_precision"] == "bf16"  # the recipe's bf16 autocast runs on CPU too
     assert config["train"]["lr"] == 2e-5 and config["train"]["max_steps"] == 4
-    assert config["loss"] == {"name": "MultipleNegativesRankingLoss", "params": {"scale": 20.0, "similarity": "cosine"}}
+    assert config["loss"] == {"name": "MultipleNegativesRankingLoss", "params": {"scale": 20.0, "similarity": "cosine",
+                                                                         "gather_across_devices": True}}
     assert config["model"]["base"] == SEED_B_BASE
     assert config["data"]["all-nli"]["rows"] == 240
     assert config["data"]["all-nli"]["columns"] == ["anchor", "positive", "negative"]

@@ -47,6 +47,7 @@ def mnrl_loss(
     negatives: Tensor | Sequence[Tensor] | None = None,
     scale: float = 20.0,
     similarity: str = "cosine",
+    offset: int = 0,
 ) -> Tensor:
     """MultipleNegativesRankingLoss (InfoNCE with in-batch negatives).
 
@@ -56,10 +57,13 @@ def mnrl_loss(
 
     Args:
         anchors: ``(batch, dim)`` anchor embeddings.
-        positives: ``(batch, dim)``; row ``i`` is the positive of anchor ``i``.
-        negatives: a ``(batch, dim)`` tensor, a list of them (several negative columns), or None.
+        positives: ``(batch, dim)``; row ``i`` is the positive of anchor ``i``. May hold more rows
+            than ``anchors`` (the positives of every process, gathered): then row ``offset + i``
+            is the positive of anchor ``i`` and every other row is a negative.
+        negatives: tensors shaped like ``positives`` (one per negative column), one, or None.
         scale: logit multiplier, ``scale = 1 / temperature``.
         similarity: ``"cosine"`` or ``"dot"``.
+        offset: where the anchors' positives start among ``positives``.
 
     Returns:
         A scalar tensor. With one-hot anchors equal to their positives and cosine similarity it
@@ -69,21 +73,59 @@ def mnrl_loss(
         raise ValueError(f"similarity={similarity!r}; choose from {', '.join(SIMILARITIES)}")
     _check_scale(scale)
     _check_2d("anchors", anchors)
-    _check_same("positives", positives, "anchors", anchors)
+    if positives.shape[0] <= anchors.shape[0] and offset == 0:
+        _check_same("positives", positives, "anchors", anchors)
+    else:
+        _check_2d("positives", positives)
+        if positives.shape[1] != anchors.shape[1] or not 0 <= offset <= positives.shape[0] - anchors.shape[0]:
+            raise ValueError(f"positives has shape {tuple(positives.shape)}: rows {offset}..{offset + anchors.shape[0]} "
+                             f"cannot hold the positives of anchors shaped {tuple(anchors.shape)}")
     if negatives is None:
         negatives = []
     elif isinstance(negatives, Tensor):
         negatives = [negatives]
     for k, neg in enumerate(negatives):
-        _check_same(f"negatives[{k}]", neg, "anchors", anchors)
+        _check_same(f"negatives[{k}]", neg, "positives", positives)
     candidates = torch.cat([positives, *negatives], dim=0)  # (batch * (1 + k), dim)
     dtype = torch.promote_types(anchors.dtype, torch.float32)  # softmax in fp32 (or fp64), also under autocast
     queries, candidates = anchors.to(dtype), candidates.to(dtype)
     if similarity == "cosine":
         queries, candidates = F.normalize(queries, dim=-1), F.normalize(candidates, dim=-1)
     logits = scale * queries @ candidates.T  # (batch, batch * (1 + k))
-    target = torch.arange(anchors.shape[0], device=anchors.device)  # the positive sits at column i
+    target = torch.arange(offset, offset + anchors.shape[0], device=anchors.device)  # anchor i's positive
     return F.cross_entropy(logits, target)
+
+
+def gather_rows(x: Tensor) -> tuple[Tensor, int]:
+    """Every process's rows of ``x``, in rank order, and where this process's rows start.
+
+    Gradients flow back to the process that computed each row (the backward of
+    ``torch.distributed.nn.functional.all_gather`` sums them there), so a loss over the gathered
+    rows trains every process's part. Processes may hold different numbers of rows (a batch that
+    does not split evenly): rows are padded to the largest share for the exchange and the
+    padding is dropped after it. Outside ``torch.distributed`` (one process) ``x`` comes back
+    as it is, with offset 0.
+
+    Args:
+        x: ``(rows, dim)`` this process's embeddings.
+
+    Returns:
+        ``(all_rows, offset)``: a ``(sum of rows, dim)`` tensor and the index of this process's first row.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    world, rank = dist.get_world_size(), dist.get_rank()
+    counts = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([x.shape[0]], dtype=torch.long, device=x.device))
+    sizes = [int(c) for c in counts]
+    most = max(sizes)
+    padded = torch.cat([x, x.new_zeros(most - x.shape[0], *x.shape[1:])]) if x.shape[0] < most else x
+    from torch.distributed.nn.functional import all_gather
+
+    parts = all_gather(padded)  # one (most, dim) tensor per process, differentiable
+    return torch.cat([part[:n] for part, n in zip(parts, sizes, strict=True)]), sum(sizes[:rank])
 
 
 def mse_loss(student: Tensor, teacher: Tensor) -> Tensor:
@@ -163,6 +205,11 @@ class MultipleNegativesRankingLoss(_Loss):
         model: the embedding model being trained.
         scale: logit multiplier, ``scale = 1 / temperature``.
         similarity: ``"cosine"`` or ``"dot"``.
+        gather_across_devices: when training on several processes (torchrun, accelerate
+            launch), score each anchor against the positives and negatives of *every* process's
+            share of the batch, as one process would with the whole batch; the gradient is then
+            the one-process gradient. ``False``: each process uses its own share only (fewer
+            negatives; sentence-transformers' default). No effect in one process.
 
     Example:
         >>> from workbench.models import build_model                          # doctest: +SKIP
@@ -172,21 +219,36 @@ class MultipleNegativesRankingLoss(_Loss):
         >>> loss_fn(cols).backward()                                          # doctest: +SKIP
     """
 
-    def __init__(self, model: nn.Module, scale: float = 20.0, similarity: str = "cosine"):
+    def __init__(self, model: nn.Module, scale: float = 20.0, similarity: str = "cosine",
+                 gather_across_devices: bool = True):
         super().__init__(model)
         _check_scale(scale)
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity={similarity!r}; choose from {', '.join(SIMILARITIES)}")
         self.scale = float(scale)
         self.similarity = similarity
+        self.gather_across_devices = bool(gather_across_devices)
 
     def _params(self) -> dict[str, Any]:
-        return {"scale": self.scale, "similarity": self.similarity}
+        return {"scale": self.scale, "similarity": self.similarity, "gather_across_devices": self.gather_across_devices}
 
     def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         _need_columns(features, type(self).__name__)
-        embs = [_embed(self.model, f) for f in features]  # each (batch, dim)
-        return mnrl_loss(embs[0], embs[1], embs[2:], self.scale, self.similarity)
+        embs = [_embed(self.model, f) for f in features]  # each (share, dim)
+        if not self.gather_across_devices:
+            return mnrl_loss(embs[0], embs[1], embs[2:], self.scale, self.similarity)
+        share = embs[0].shape[0]
+        gathered = [gather_rows(e) for e in embs[1:]]  # each (batch, dim): every process's share
+        candidates, offset = [g for g, _ in gathered], gathered[0][1]
+        loss = mnrl_loss(embs[0], candidates[0], candidates[1:], self.scale, self.similarity, offset=offset)
+        batch = candidates[0].shape[0]
+        if batch == share:
+            return loss
+        # DDP averages the processes' gradients; weighting each process's mean by its share of
+        # the batch makes that average the gradient of the mean over the whole batch, also when
+        # the batch does not split evenly.
+        world = torch.distributed.get_world_size()
+        return loss * (share * world / batch)
 
 
 @dataclass
