@@ -89,18 +89,37 @@ def child(args: argparse.Namespace) -> int:
     model = load_model(args.model, device="cpu")
     model.max_seq_length = args.max_seq_length
     loaded_kib = _status_kib("self", "VmRSS")
+    peak_kib = _peak_kib()  # so far: loading the model
+    per_chunk = _reset_peak()  # with it, the peak inside each chunk can be read on its own
     rss_by_chunk: list[int] = []  # resident memory (KiB) after each chunk this run encoded
+    peak_by_chunk: list[int] = []  # the highest resident memory while encoding it
 
     def sample(event) -> None:
+        nonlocal peak_kib
         if event.encoded:
             rss_by_chunk.append(_status_kib("self", "VmRSS"))
+            peak_by_chunk.append(_peak_kib())
+            peak_kib = max(peak_kib, peak_by_chunk[-1])
+            if per_chunk:
+                _reset_peak()
 
     result = encode_corpus(model, args.source, args.out, chunk_size=args.chunk_size, batch_size=args.batch_size,
                            progress=False, callbacks=[sample])
     print("RESULT " + json.dumps({"rows": result.rows, "encoded": result.encoded, "reused": result.reused,
-                                  "seconds": result.seconds, "peak_kib": _peak_kib(), "loaded_kib": loaded_kib,
-                                  "rss_by_chunk": rss_by_chunk, "threads": torch.get_num_threads()}), flush=True)
+                                  "seconds": result.seconds, "peak_kib": max(peak_kib, _peak_kib()),
+                                  "loaded_kib": loaded_kib, "rss_by_chunk": rss_by_chunk,
+                                  "peak_by_chunk": peak_by_chunk if per_chunk else [],
+                                  "threads": torch.get_num_threads()}), flush=True)
     return 0
+
+
+def _reset_peak() -> bool:
+    """Start VmHWM over from the current resident size (Linux: ``5`` into /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def _child_cmd(args: argparse.Namespace, source: Path, out: Path) -> list[str]:
@@ -110,13 +129,21 @@ def _child_cmd(args: argparse.Namespace, source: Path, out: Path) -> list[str]:
 
 
 def _curve(r: dict) -> str:
-    """Resident memory after the model was loaded and after chunks 1, 1/4, 1/2 and the last: flat when bounded."""
+    """Resident memory after the model was loaded and after chunks 1, 1/4, 1/2 and the last (flat when
+    bounded), and the peak inside each chunk: over the first and the last quarter of the chunks."""
     rss = r.get("rss_by_chunk") or []
     if not rss:
         return ""
     picks = sorted({0, len(rss) // 4, len(rss) // 2, len(rss) - 1})
-    return (f"RSS loaded {r['loaded_kib'] / 1024:.0f} MiB, after chunk "
+    text = (f"RSS loaded {r['loaded_kib'] / 1024:.0f} MiB, after chunk "
             + ", ".join(f"{i + 1}: {rss[i] / 1024:.0f}" for i in picks) + " MiB")
+    peaks = r.get("peak_by_chunk") or []
+    if len(peaks) >= 4:
+        q = len(peaks) // 4
+        first, last = peaks[:q], peaks[-q:]
+        text += (f"; peak inside a chunk: first {q} chunks {min(first) / 1024:.0f}-{max(first) / 1024:.0f} MiB, "
+                 f"last {q} chunks {min(last) / 1024:.0f}-{max(last) / 1024:.0f} MiB")
+    return text
 
 
 def _run(cmd: list[str]) -> dict:
