@@ -327,3 +327,40 @@ def test_runs_started_at_once_get_their_own_folders(tmp_path):
         t.join()
     assert len(set(got)) == 8 and all(p.is_dir() for p in got)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(p.name for p in got)
+
+
+def test_a_second_training_in_the_same_process_leaves_a_running_one_alone(minilm_path):
+    # Two dashboards in one kernel: the second run starts while the first is mid-way. Dropping
+    # accelerate's state for the second (see the precision test above) must not pull it from
+    # under the first.
+    paused, resume = threading.Event(), threading.Event()
+
+    def hold(event):
+        if isinstance(event, Step) and event.step == 2 and not paused.is_set():
+            paused.set()
+            resume.wait(timeout=120)
+
+    first_model, second_model = _tiny(minilm_path), _tiny(minilm_path, seed=1)
+    cfg = TrainConfig(lr=1e-3, batch_size=20, max_steps=4, log_every=1, eval_at_start=False)
+    first = Trainer(first_model, MultipleNegativesRankingLoss(first_model), cfg, _pairs(80), callbacks=[hold])
+    errors = []
+    thread = threading.Thread(target=lambda: _catch(first.fit, errors))
+    thread.start()
+    assert paused.wait(timeout=120)
+    # other settings would change the first run's autocast under it: refused, plainly
+    bf16 = TrainConfig(lr=1e-3, batch_size=20, max_steps=4, eval_at_start=False, mixed_precision="bf16")
+    with pytest.raises(RuntimeError, match="another training in this process is running with mixed_precision='no'"):
+        Trainer(second_model, MultipleNegativesRankingLoss(second_model), bf16, _pairs(80)).fit()
+    events = []
+    Trainer(second_model, MultipleNegativesRankingLoss(second_model), cfg, _pairs(80), callbacks=[events.append]).fit()
+    resume.set()
+    thread.join(timeout=120)
+    assert errors == [] and [e.step for e in events if isinstance(e, Step)] == [1, 2, 3, 4]
+    assert first.step == 4
+
+
+def _catch(fn, errors):
+    try:
+        fn()
+    except Exception as err:  # noqa: BLE001 - reported by the test
+        errors.append(err)

@@ -112,6 +112,10 @@ class Trainer:
         Args:
             resume: continue from the latest checkpoint in ``run_dir``.
         """
+        with _RUNNING:
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> Any:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
@@ -127,7 +131,7 @@ class Trainer:
         # Under DDP: a Hugging Face transformer's own pooler (BERT's) never reaches the sentence
         # embedding, and DDP stops at the second step unless it is told to expect unused parameters.
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-        _forget_accelerate_state()
+        _forget_accelerate_state(precision, device.type == "cpu")
         acc = Accelerator(mixed_precision=precision, cpu=device.type == "cpu", kwargs_handlers=[ddp])
         if self.run is not None and acc.num_processes > 1:
             self.run = RunDir(_from_main(acc, str(self.run.path)))  # one run folder, the main process's
@@ -457,22 +461,53 @@ def _average_gradients(acc: Any, model: torch.nn.Module) -> None:
 
 
 
-def _forget_accelerate_state() -> None:
+class _Running:
+    """How many trainings are going in this process (two dashboards can train at once in one kernel)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _Running:
+        with self._lock:
+            self.count += 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+_RUNNING = _Running()
+
+
+def _forget_accelerate_state(precision: str, cpu: bool) -> None:
     """Let the next Accelerator take new settings, in a process that is not one of several.
 
     accelerate keeps one state per process and refuses a second Accelerator with another
     ``mixed_precision`` (or a CPU one after a GPU one), telling the user to restart the runtime:
     in a notebook, the second run after a precision change would fail. One process has nothing
     to coordinate, so its state is dropped before each run; under torchrun / accelerate launch
-    (several processes) it is kept, and every run there comes from the same recipe.
+    (several processes) it is kept, and every run there comes from the same recipe. It is also
+    kept while another training in this process is using it, and a run that needs other
+    settings is refused with a plain message (accelerate's would say to restart the runtime).
     """
     from accelerate.state import AcceleratorState, PartialState
 
+    if _RUNNING.count > 1:
+        state = AcceleratorState._shared_state
+        if state and (state.get("_mixed_precision") != precision or (state["device"].type == "cpu") != cpu):
+            theirs = f"mixed_precision={state.get('_mixed_precision')!r} on {state['device'].type}"
+            raise RuntimeError(f"another training in this process is running with {theirs}; this one needs "
+                               f"mixed_precision={precision!r} on {'cpu' if cpu else 'the GPU'}: wait for it to "
+                               "finish (or Stop it), or use the same settings")
+        return
     if PartialState._shared_state and PartialState().num_processes > 1:
         return
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return
     AcceleratorState._reset_state(reset_partial_state=True)  # accelerate's own tests reset it this way
+
 
 def _from_main(acc: Any, obj: Any) -> Any:
     """The main process's ``obj`` on every process (a picklable value)."""
