@@ -18,10 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -119,18 +121,20 @@ def _digest(model) -> str:
     return h.hexdigest()
 
 
-def _torchrun(tmp_path: Path, stsb_dir: Path, args: list[str], **env_extra: str) -> None:
+def _torchrun_cmd(tmp_path: Path, stsb_dir: Path, args: list[str], **env_extra: str) -> tuple[list[str], dict]:
     launch = tmp_path / "launch.py"
     launch.write_text(_LAUNCH, encoding="utf-8")
     digests = tmp_path / "digests"
     digests.mkdir(exist_ok=True)
     # One thread per process: two processes on two cores, not four threads fighting for them.
     env = dict(os.environ, WORKBENCH_DATA=str(stsb_dir.parent), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", **env_extra)
-    two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(launch), str(digests), *args],
-        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
-    )
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(launch), str(digests), *args], env
+
+
+def _torchrun(tmp_path: Path, stsb_dir: Path, args: list[str], **env_extra: str) -> None:
+    cmd, env = _torchrun_cmd(tmp_path, stsb_dir, args, **env_extra)
+    two = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
 
 
@@ -190,6 +194,57 @@ def test_two_processes_train_like_one(minilm_path, stsb_dir, tmp_path, monkeypat
     # on its own half would log ~0.5 less at first (15 negatives instead of 31)
     one_loss, two_loss = (np.mean([e["loss"] for e in evs if e["event"] == "Step"]) for evs in (single, events))
     assert two_loss == pytest.approx(one_loss, rel=0.03), (one_loss, two_loss)
+
+
+@pytest.mark.slow
+def test_two_processes_killed_then_resumed_equal_an_uninterrupted_run(minilm_path, stsb_dir, tmp_path):
+    recipe = tmp_path / "tiny-ddp.toml"
+    recipe.write_text(_recipe(minilm_path), encoding="utf-8")
+    runs = tmp_path / "runs"
+    _torchrun(tmp_path, stsb_dir, ["train", str(recipe), "--run-dir", str(runs / "whole")])
+
+    # the same run, every process SIGKILLed once the step-15 checkpoint is complete
+    cmd, env = _torchrun_cmd(tmp_path, stsb_dir, ["train", str(recipe), "--run-dir", str(runs / "killed")])
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    checkpoint = runs / "killed" / "checkpoints" / "step-0000015"
+    deadline = time.monotonic() + 600
+    while not checkpoint.is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _kill_tree(proc.pid)  # torchrun starts its workers in sessions of their own
+    proc.wait()
+    assert checkpoint.is_dir() and not (runs / "killed" / "model").exists(), "killed before the end"
+    _torchrun(tmp_path, stsb_dir, ["train", str(recipe), "--run-dir", str(runs / "killed"), "--resume"])
+
+    whole, resumed = _events(runs / "whole"), _events(runs / "killed")
+    assert [e for e in resumed if e["event"] == "Started"][-1]["start_step"] == 15
+    assert _steps(resumed, "Eval")[-1] == 30 and resumed[-1]["reason"] == "completed"
+    # every process restored its own RNG state: the second half replays exactly
+    assert _sts(resumed)[-1] == pytest.approx(_sts(whole)[-1], abs=1e-4)
+    wa = load_model(runs / "whole" / "model", device="cpu").state_dict()
+    wb = load_model(runs / "killed" / "model", device="cpu").state_dict()
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-4
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process below it (found through /proc), the workers first."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        tree.extend(children)
+        frontier = children
+    for victim in [*reversed(tree), pid]:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _distill_recipe(minilm_path: Path) -> str:
@@ -288,6 +343,7 @@ _GRADIENT = textwrap.dedent("""
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         torch.save({"loss": float(value), "grads": grads}, out)
     if world > 1:
+        dist.barrier()  # no process leaves while another still talks to it
         dist.destroy_process_group()
 """)
 

@@ -99,12 +99,11 @@ def mnrl_loss(
 def gather_rows(x: Tensor) -> tuple[Tensor, int]:
     """Every process's rows of ``x``, in rank order, and where this process's rows start.
 
-    Gradients flow back to the process that computed each row (the backward of
-    ``torch.distributed.nn.functional.all_gather`` sums them there), so a loss over the gathered
-    rows trains every process's part. Processes may hold different numbers of rows (a batch that
-    does not split evenly): rows are padded to the largest share for the exchange and the
-    padding is dropped after it. Outside ``torch.distributed`` (one process) ``x`` comes back
-    as it is, with offset 0.
+    Gradients flow back to the process that computed each row (summed over the processes whose
+    losses used it), so a loss over the gathered rows trains every process's part. Processes
+    may hold different numbers of rows (a batch that does not split evenly): rows are padded to
+    the largest share for the exchange and the padding is dropped after it. Outside
+    ``torch.distributed`` (one process) ``x`` comes back as it is, with offset 0.
 
     Args:
         x: ``(rows, dim)`` this process's embeddings.
@@ -122,10 +121,29 @@ def gather_rows(x: Tensor) -> tuple[Tensor, int]:
     sizes = [int(c) for c in counts]
     most = max(sizes)
     padded = torch.cat([x, x.new_zeros(most - x.shape[0], *x.shape[1:])]) if x.shape[0] < most else x
-    from torch.distributed.nn.functional import all_gather
+    stacked = _AllGather.apply(padded.contiguous())  # (world, most, dim)
+    return torch.cat([stacked[r, :n] for r, n in enumerate(sizes)]), sum(sizes[:rank])
 
-    parts = all_gather(padded)  # one (most, dim) tensor per process, differentiable
-    return torch.cat([part[:n] for part, n in zip(parts, sizes, strict=True)]), sum(sizes[:rank])
+
+class _AllGather(torch.autograd.Function):
+    """All processes' equally shaped tensors, stacked; the backward pass sums each process's
+    gradient over all processes (one all-reduce) and keeps its own part."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        import torch.distributed as dist
+
+        grad = grad.contiguous()
+        dist.all_reduce(grad)  # sum over processes: every process's loss may use every row
+        return grad[dist.get_rank()]
 
 
 def mse_loss(student: Tensor, teacher: Tensor) -> Tensor:
