@@ -123,7 +123,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"{recipe.path} is a {recipe.kind} recipe: run it with `workbench {recipe.kind}`")
     # Under torchrun / accelerate launch every process runs this; one of them speaks (events come
     # from the main process only anyway).
-    main_process = int(os.environ.get("RANK", "0")) == 0
+    from workbench.training.runs import launch_rank
+
+    main_process = launch_rank() == 0
     if main_process:
         print(recipe_summary(recipe))
     result = run_recipe(recipe, run_dir=args.run_dir, callbacks=[lambda e: print(format_event(e), flush=True)],

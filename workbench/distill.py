@@ -141,18 +141,17 @@ def teacher_embeddings(
     if encoded.is_file() and meta.is_file():  # killed between writing the record and the rename
         done = _read_cache(encoded, meta, (n, dim))
         if done is not None:
-            del done
             os.replace(encoded, final)
-            return np.load(final)
+            return done
     # encode_corpus streams chunk by chunk into a memory-mapped {key}.encoded.npy.partial and
     # records each finished chunk with a digest of its texts: bounded memory, and an interrupted
     # computation resumes at its first unfinished chunk (with several GPUs, one process per GPU).
     result = encode_corpus(model, texts, encoded, chunk_size=chunk_size, batch_size=batch_size, progress=progress)
-    digest = _digest(result.array())
-    record = {"shape": [n, dim], "dtype": "float32", "sha256": digest, "teacher": model.source, "texts": n}
+    embeddings = result.array(mmap=False)  # (n, dim), read once: checksummed and returned
+    record = {"shape": [n, dim], "dtype": "float32", "sha256": _digest(embeddings), "teacher": model.source, "texts": n}
     atomic_write_text(meta, json.dumps(record, indent=2) + "\n")  # meta first: a lone .npy is never trusted
     os.replace(encoded, final)
-    return np.load(final)
+    return embeddings
 
 
 def _read_cache(path: Path, meta_path: Path, shape: tuple[int, int]) -> np.ndarray | None:

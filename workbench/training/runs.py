@@ -52,10 +52,19 @@ def discard_dir(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _remove_leftovers(folder: Path, name: str) -> None:
-    """Folders ``.NAME.deleting-*`` that a crash left behind mid-delete."""
-    for old in folder.glob(f".{name}.deleting-*") if folder.is_dir() else []:
-        shutil.rmtree(old, ignore_errors=True)
+def _remove_leftovers(folder: Path, patterns: list[str]) -> None:
+    """Delete the files and folders in ``folder`` matching ``patterns`` (what a crash left aside)."""
+    for pattern in patterns if folder.is_dir() else []:
+        for old in folder.glob(pattern):
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+
+
+def launch_rank() -> int:
+    """This process's rank under torchrun / accelerate launch (``RANK``); 0 when not launched."""
+    return int(os.environ.get("RANK", "0"))
 
 
 class RunDir:
@@ -86,15 +95,8 @@ class RunDir:
         patterns = [f".{name}.{kind}-*" for name in ("model", "best", "checkpoints")
                     for kind in ("saving", "old", "deleting")]
         patterns += [f".{name}.*" for name in ("config.json", "metrics.jsonl")]
-        for folder, globs in ((self.path, patterns), (self.checkpoints, [".step-*"])):
-            if not folder.is_dir():
-                continue
-            for pattern in globs:
-                for old in folder.glob(pattern):
-                    if old.is_dir():
-                        shutil.rmtree(old, ignore_errors=True)
-                    else:
-                        old.unlink(missing_ok=True)
+        _remove_leftovers(self.path, patterns)
+        _remove_leftovers(self.checkpoints, [".step-*"])
 
     def log(self, event: Event) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
@@ -158,7 +160,7 @@ class RunDir:
 
     def clear_checkpoints(self) -> None:
         discard_dir(self.checkpoints)
-        _remove_leftovers(self.path, self.checkpoints.name)
+        _remove_leftovers(self.path, [f".{self.checkpoints.name}.deleting-*"])
 
 
 @dataclass(frozen=True)
@@ -204,19 +206,19 @@ def fresh_run_path(root: str | Path, name: str) -> Path:
     process the main one's folder.
     """
     root = Path(root)
-    claim = int(os.environ.get("RANK", "0")) == 0
+    claim = launch_rank() == 0
     if claim:
         root.mkdir(parents=True, exist_ok=True)
-    n = 1
+    n = 0
     while True:
+        n += 1
         path = root / (name if n == 1 else f"{name}-{n}")
         if not claim:
             if not path.exists():
                 return path
-        else:
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                pass
-        n += 1
+            continue
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
