@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from workbench.models import EmbeddingModel, build_model, load_model  # noqa: E402
+from workbench._version import __version__
+from workbench.models import EmbeddingModel, build_model, load_model
 
 __all__ = ["EmbeddingModel", "__version__", "build_model", "load_model"]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 EncodeFn = Callable[[Sequence[str]], np.ndarray]
 
@@ -86,6 +89,25 @@ def check_unicode(text: str, label: str) -> None:
         ) from None
 
 
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, or the best present: cuda, then mps, then cpu.
+
+    Example:
+        >>> pick_device("cpu")
+        device(type='cpu')
+    """
+    import torch
+
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
 def _length_sorted_chunks(n: int, chunk: int) -> list[range]:
     return [range(start, min(start + chunk, n)) for start in range(0, n, chunk)]
 
@@ -111,8 +133,6 @@ def encode_texts(
     """
     import torch
     from tqdm.auto import tqdm
-
-    from workbench.models.model import pick_device
 
     items, single = _check_texts(texts)
     if batch_size < 1:

@@ -214,7 +214,7 @@ def non_default(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[
 
 def framework_versions() -> dict[str, str]:
     """Versions of Python, workbench and the libraries below it ("not installed" when absent)."""
-    from workbench import __version__
+    from workbench._version import __version__
 
     versions = {"Python": platform.python_version(), "workbench": __version__}
     for label, dist in (("PyTorch", "torch"), ("Transformers", "transformers"),

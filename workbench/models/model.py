@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from workbench._version import __version__
+from workbench.encoding import encode_texts, pick_device
 from workbench.models.loading import read_modules, resolve_model_path
 from workbench.models.modules import Dense, Normalize, Pooling, Transformer
 
@@ -183,8 +185,6 @@ class EmbeddingModel(nn.Module):
         Returns:
             An array of shape ``(len(texts), dim)``.
         """
-        from workbench.encoding import encode_texts
-
         if prompt is None:
             name = prompt_name if prompt_name is not None else self.default_prompt_name
             if name is not None:
@@ -355,22 +355,8 @@ def _transformer_folder(name_or_path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The requested device, or the best present: cuda, then mps, then cpu."""
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def _versions() -> dict[str, str]:
     import transformers
-
-    from workbench import __version__
 
     return {"workbench": __version__, "transformers": transformers.__version__, "pytorch": torch.__version__}
 
