@@ -163,9 +163,9 @@ def test_projector_points_hover_and_sliders():
     w.n_neighbors.value = 5
     assert w.layout_params().n_neighbors == 5 and w.projection.knn_computations == 1
     assert "n_neighbors=5" in w.status.value
-    w.dim.value = 3
+    w.dim_control.value = 3
     assert w.coords.shape == (len(TEXTS), 3) and isinstance(w.fig.data[0], go.Scatter3d)
-    w.method.value = "pca"
+    w.method_control.value = "pca"
     np.testing.assert_array_equal(w.coords, w.projection.pca(3))
 
 
@@ -218,7 +218,7 @@ def test_compare_projector_links_controls_and_selection():
     w = CompareProjector(bow, noise, TEXTS, method="pca", background=False)
     w.search.value = "pear"
     assert w.a.matches.tolist() == w.b.matches.tolist() and len(w.a.matches) == 15
-    w.dim.value = 3
+    w.dim_control.value = 3
     assert w.b.coords.shape[1] == 3
     w.a.select(4)
     assert w.b.selected == 4 and len(w.b.neighbor_indices) == 10 and w.errors == []

@@ -108,8 +108,9 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def _length_sorted_chunks(n: int, chunk: int) -> list[range]:
-    return [range(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+def _consecutive_ranges(n: int, size: int) -> list[range]:
+    """``range(0, n)`` cut into consecutive pieces of ``size`` indices (the last may be shorter)."""
+    return [range(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def encode_texts(
@@ -169,7 +170,7 @@ def encode_texts(
     bs = batch_size
     try:
         with torch.inference_mode():
-            for chunk in _length_sorted_chunks(n, chunk_size):
+            for chunk in _consecutive_ranges(n, chunk_size):
                 enc = transformer.tokenize([items[i] for i in chunk], padding=False)
                 ids = enc["input_ids"]
                 _warn_truncation(model, [items[chunk.start + j] for j, row in enumerate(ids)

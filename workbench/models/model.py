@@ -148,11 +148,6 @@ class EmbeddingModel(nn.Module):
             feats = module(feats)
         return feats["sentence_embedding"]
 
-    def embed(self, texts: list[str]) -> torch.Tensor:
-        """Texts -> embeddings on the model's device, with gradients (for training)."""
-        feats = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
-        return self(feats)
-
     # ----- encode ------------------------------------------------------------------------------
     def encode(
         self,

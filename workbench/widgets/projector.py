@@ -42,7 +42,7 @@ class Layout(NamedTuple):
 class Projector(View):
     """Texts as points: PCA at once, UMAP when ready; colour by label, search, click for neighbours.
 
-    Controls: ``method`` ("pca"/"umap"), ``n_neighbors``, ``min_dist``, ``dim`` (2 or 3),
+    Controls: ``method_control`` ("pca"/"umap"), ``n_neighbors``, ``min_dist``, ``dim_control`` (2 or 3),
     ``search`` (highlights texts containing it, case-insensitive, in a "matches" trace),
     ``color_by`` (only when ``labels`` is a mapping of columns). ``fig`` is the FigureWidget:
     one trace per label value (customdata holds each point's index into ``texts``), then the
@@ -125,8 +125,8 @@ class Projector(View):
         self._job = LatestJob(self._compute, self.log, self._failed, background)
 
         top = max(2, min(max_neighbors, n - 1))
-        self.method = widgets.ToggleButtons(options=["pca", "umap"], value=method, description="view")
-        self.dim = widgets.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dim, description="dim")
+        self.method_control = widgets.ToggleButtons(options=["pca", "umap"], value=method, description="view")
+        self.dim_control = widgets.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dim, description="dim")
         once = dict(continuous_update=False)  # one layout when the slider is released, not per pixel
         value = min(max(n_neighbors, 2), top)
         self.n_neighbors = widgets.IntSlider(value=value, min=2, max=top, description="n_neighbors", **once)
@@ -146,12 +146,12 @@ class Projector(View):
         self.webgl = n > WEBGL_ABOVE
 
         guard = self.log.guard
-        for control in (self.method, self.dim, self.n_neighbors, self.min_dist):
+        for control in (self.method_control, self.dim_control, self.n_neighbors, self.min_dist):
             control.observe(guard(lambda change: self.refresh(), "refresh"), names=["value"])
         self.search.observe(guard(lambda change: self.highlight(change["new"]), "search"), names=["value"])
         if self.color_by is not None:
             self.color_by.observe(guard(lambda change: self._rebuild(), "colour"), names=["value"])
-        rows = [[self.method, self.dim], [self.n_neighbors, self.min_dist], [self.search, self.color_by]]
+        rows = [[self.method_control, self.dim_control], [self.n_neighbors, self.min_dist], [self.search, self.color_by]]
         self.controls = widgets.VBox([widgets.HBox([c for c in row if c is not None]) for row in rows])
         self.widget = widgets.VBox([self.controls, self.status, self.fig, self.neighbors, self.log.output])
         self._rebuild()
@@ -160,12 +160,12 @@ class Projector(View):
     # ----- state ------------------------------------------------------------------------------
     def layout_params(self) -> Layout:
         """The UMAP parameters the controls ask for now."""
-        return Layout(self.dim.value, self.n_neighbors.value, round(float(self.min_dist.value), 4))
+        return Layout(self.dim_control.value, self.n_neighbors.value, round(float(self.min_dist.value), 4))
 
     def refresh(self) -> None:
         """Show what the controls ask for: PCA at once, UMAP from cache or (re)computed."""
         params = self.layout_params()
-        if self.method.value == "pca":
+        if self.method_control.value == "pca":
             self._show(self.projection.pca(params.dim), "pca")
             return
         if params in self._layouts:
@@ -202,7 +202,7 @@ class Projector(View):
         if len(self._layouts) >= _CACHED_LAYOUTS:
             self._layouts.pop(next(iter(self._layouts)))
         self._layouts[params] = coords
-        if not self._job.superseded() and self.method.value == "umap" and self.layout_params() == params:
+        if not self._job.superseded() and self.method_control.value == "umap" and self.layout_params() == params:
             self._show(coords, "umap", params, seconds=time.perf_counter() - start)
 
     def label_column(self) -> list[str]:
@@ -228,7 +228,7 @@ class Projector(View):
 
     def _describe(self) -> str:
         if self.shown == "pca" or self.projection.n < MIN_UMAP_POINTS:
-            few = self.method.value == "umap" and self.projection.n < MIN_UMAP_POINTS
+            few = self.method_control.value == "umap" and self.projection.n < MIN_UMAP_POINTS
             return "PCA" + (" (too few points for UMAP)" if few else "")
         return f"UMAP {_params_text(self._shown_params)}" if self._shown_params else "UMAP"
 
@@ -321,7 +321,7 @@ class Projector(View):
 class CompareProjector(View):
     """Two encoders' projections of the same texts, side by side, with shared controls.
 
-    The controls (``method``, ``dim``, ``n_neighbors``, ``min_dist``, ``search``) drive both
+    The controls (``method_control``, ``dim_control``, ``n_neighbors``, ``min_dist``, ``search``) drive both
     views; clicking a point in either lists its neighbours under both models.
 
     Args:
@@ -358,7 +358,7 @@ class CompareProjector(View):
         emb_a, emb_b = embeddings if embeddings is not None else (None, None)
         self.a = Projector(encoder_a, texts, labels, embeddings=emb_a, title=names[0], **kwargs)
         self.b = Projector(encoder_b, texts, labels, embeddings=emb_b, title=names[1], **kwargs)
-        for name in ("method", "dim", "n_neighbors", "min_dist", "search", "color_by"):
+        for name in ("method_control", "dim_control", "n_neighbors", "min_dist", "search", "color_by"):
             if getattr(self.a, name) is not None:
                 widgets.link((getattr(self.a, name), "value"), (getattr(self.b, name), "value"))
                 setattr(self, name, getattr(self.a, name))
