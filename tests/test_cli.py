@@ -70,9 +70,9 @@ def test_set_overrides_take_toml_values():
     recipe = load_recipe("offline-a-distill", ["eval.sts_test=false", "train.lr=2e-4", "student.keep_layers=[0, 5]",
                                                "train.mixed_precision=bf16", "data.limit=300", "eval.mse_sentences=50",
                                                "train.keep_best=False", 'teacher.model="my teacher"'])
-    assert recipe.eval["sts_test"] is False and recipe.eval["mse_sentences"] == 50
+    assert recipe.eval.sts_test is False and recipe.eval.mse_sentences == 50
     assert recipe.train.lr == 2e-4 and recipe.train.mixed_precision == "bf16" and recipe.train.keep_best is False
-    assert recipe.model["keep_layers"] == [0, 5] and recipe.teacher["model"] == "my teacher"
-    assert [d["limit"] for d in recipe.data] == [300]  # every [[data]] entry
+    assert recipe.model.keep_layers == (0, 5) and recipe.teacher.model == "my teacher"
+    assert [d.limit for d in recipe.data] == [300]  # every [[data]] entry
     with pytest.raises(ValueError, match="section.key=value"):
         load_recipe("offline-a-distill", ["lr=1e-4"])

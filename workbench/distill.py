@@ -39,6 +39,7 @@ from workbench.training.runs import atomic_write_text
 CACHE_ENV = "WORKBENCH_CACHE"
 BERT_TINY = {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 2, "intermediate_size": 512}
 _KEY_VERSION = b"workbench-teacher-embeddings-v1"
+PCA_SENTENCES = 40_000  # at most this many training sentences fit the teacher's PCA (seed A's card)
 
 
 # ----- teacher embeddings, cached ----------------------------------------------------------------
@@ -270,6 +271,8 @@ def make_student(
     normalize: bool | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    pooling: str | None = None,
+    activation: str | None = None,
 ) -> EmbeddingModel:
     """A student: (a) a copy of the teacher keeping ``keep_layers`` (and its pooling, Dense and
     Normalize), sharing no parameter with it; (b) ``fresh_config``: a random BERT with the
@@ -282,11 +285,27 @@ def make_student(
         keep_layers: transformer layers to keep, e.g. ``[0, 3, 5]``.
         fresh_config: ``{}`` for bert-tiny, a dict of ``BertConfig`` settings, or a config.
         base: a model name/folder to start from instead of the teacher.
-        dense: add ``Dense(dim -> dense, tanh)`` (before a Normalize, if there is one).
+        dense: add ``Dense(dim -> dense)`` (before a Normalize, if there is one).
         normalize: ``True``/``False`` adds/removes a final Normalize; ``None`` keeps the
             teacher's for (a) and adds none for (b) and (c).
         seed: seeds every new random weight (the global RNG is left as it was).
         device: where to put the student; the teacher's device by default.
+        pooling: a pooling mode to use instead of the one the student starts with (the
+            teacher's for (a) and (b), mean for (c)).
+        activation: the added Dense layer's activation (:class:`~workbench.models.Dense`'s
+            default when ``None``).
+
+    Example:
+        >>> from workbench import load_model
+        >>> teacher = load_model("all-MiniLM-L6-v2")
+        >>> student = make_student(teacher, keep_layers=[0, 5], pooling="cls", dense=128)
+        >>> student
+        EmbeddingModel(
+          Transformer(BertModel, layers=2, hidden=384, max_seq_length=256)
+          Pooling(384, cls)
+          Dense(384->128, Tanh)
+          Normalize()
+        )
     """
     if fresh_config is not None and (base is not None or keep_layers is not None):
         raise ValueError("fresh_config builds a new transformer: do not combine it with base= or keep_layers=")
@@ -311,8 +330,15 @@ def make_student(
                     student.transformer.keep_layers(list(keep_layers))
         modules = list(student.layers)
         tail = [modules.pop()] if isinstance(modules[-1], Normalize) else []
+        if pooling is not None:
+            at = next(i for i, m in enumerate(modules) if isinstance(m, Pooling))
+            if any(isinstance(m, Dense) for m in modules[at + 1:]):
+                raise ValueError(f"pooling={pooling!r}: this student keeps the teacher's Dense layer after its pooling, "
+                                 "which was trained on the teacher's pooling; give base= or fresh_config= instead")
+            modules[at] = Pooling(modules[at].dim, pooling, include_prompt=modules[at].include_prompt)
         if dense is not None:
-            modules.append(Dense(modules[-1].dim, dense, "tanh"))
+            extra = {"activation": activation} if activation is not None else {}
+            modules.append(Dense(modules[-1].dim, dense, **extra))
         if normalize is True or (normalize is None and tail):
             tail = tail or [Normalize()]
         elif normalize is False:
@@ -384,7 +410,7 @@ def distill(
     run_dir: str | os.PathLike[str] | None = None,
     callbacks: Sequence[Callable[[Event], None]] = (),
     cache_dir: str | os.PathLike[str] | None = None,
-    pca_sentences: int = 40_000,
+    pca_sentences: int = PCA_SENTENCES,
     batch_size: int = 64,
     run_info: dict[str, Any] | None = None,
     card: Callable[..., str] | None = None,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
+
+from workbench.fields import check_fields, from_mapping
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
@@ -24,7 +26,7 @@ class TrainConfig:
     max_steps: int | None = None  # when set, overrides epochs (cycling through the data as needed)
     warmup_ratio: float = 0.1  # linear warmup over this share of the steps, then linear decay to 0
     weight_decay: float = 0.01  # AdamW; not applied to biases and LayerNorm weights
-    max_grad_norm: float = 1.0  # gradient clipping; 0 turns it off
+    max_grad_norm: float = 1.0  # gradient clipping; 0 turns it off (a negative value is refused)
     seed: int = 0
     eval_every: int = 100  # steps between evaluations; 0 = only at the start and the end
     eval_at_start: bool = True  # evaluate the untrained model first, so curves show the starting point
@@ -37,6 +39,7 @@ class TrainConfig:
     drop_last: bool = False  # drop a last batch smaller than batch_size
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types first: batch_size = 16.7 or keep_best = "false" never get further
         problems = []
         if not self.lr > 0:
             problems.append(f"lr must be > 0 (got {self.lr})")
@@ -46,6 +49,10 @@ class TrainConfig:
             problems.append(f"epochs must be >= 1 (got {self.epochs})")
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps must be >= 1 (got {self.max_steps})")
+        if not 0 <= self.max_grad_norm < float("inf"):
+            problems.append(f"max_grad_norm must be >= 0 (0 turns clipping off; got {self.max_grad_norm})")
+        if self.epochs > 10_000:
+            problems.append(f"epochs must be at most 10000 (got {self.epochs}); use max_steps for a long run")
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
         if self.mixed_precision not in MIXED_PRECISION:
@@ -64,8 +71,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        """A config from a ``[train]`` table; unknown keys and wrong types are refused.
+
+        Example:
+            >>> TrainConfig.from_dict({"lr": 1e-4, "batch_size": 32}).batch_size
+            32
+            >>> TrainConfig.from_dict({"batch_sise": 32})
+            Traceback (most recent call last):
+            ...
+            ValueError: unknown key 'batch_sise' (did you mean 'batch_size'?)
+        """
+        return from_mapping(cls, data)

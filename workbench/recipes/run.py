@@ -1,0 +1,272 @@
+"""Running a recipe: build the model, loss and data its sections describe, train with the one
+training loop, evaluate on STS-B test at the end and save the model with its card.
+
+    workbench train offline-b-mnrl-minilm
+    workbench distill offline-a-distill --set train.max_steps=200
+
+Example:
+    >>> from workbench.recipes import load_recipe, run_recipe
+    >>> recipe = load_recipe("offline-b-mnrl-minilm").with_(train={"max_steps": 20})   # doctest: +SKIP
+    >>> run_recipe(recipe, run_dir="runs/short").metrics["sts-test_spearman_cosine"]   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.recipes.sections import DataSpec, ModelSpec, Recipe
+from workbench.training import Event, TrainConfig
+
+
+# ----- building the parts ----------------------------------------------------------------------
+def _options(spec: ModelSpec, *names: str) -> dict[str, Any]:
+    """The section's values that are set (None means: the builder's own default)."""
+    return {n: (list(v) if isinstance(v, tuple) else v) for n in names if (v := getattr(spec, n)) is not None}
+
+
+def build_from_spec(spec: ModelSpec, device: str | None = None, teacher: Any = None) -> Any:
+    """The model a ``[model]``/``[student]`` section describes (a distillation student that is
+    a copy of the teacher needs ``teacher``).
+
+    Example:
+        >>> model = build_from_spec(ModelSpec(base="all-MiniLM-L6-v2", keep_layers=(0,), dense=32, seed=0))
+        >>> model.dim, len(model.transformer.auto_model.encoder.layer)
+        (32, 1)
+    """
+    from workbench.models import build_model, load_model
+
+    if spec.load is not None:
+        model = load_model(spec.load, device=device)
+        if spec.max_seq_length is not None:
+            model.max_seq_length = spec.max_seq_length
+        return model
+    if spec.from_teacher:
+        from workbench.distill import make_student
+
+        if teacher is None:
+            raise ValueError("this student is a copy of the teacher: pass teacher=")
+        student = make_student(teacher, device=device, **_options(
+            spec, "keep_layers", "pooling", "dense", "activation", "normalize", "seed"))
+        if spec.max_seq_length is not None:
+            student.max_seq_length = spec.max_seq_length
+        return student
+    if spec.fresh is not None:
+        from transformers import BertConfig
+
+        base: Any = BertConfig(**spec.fresh)
+    else:
+        base = spec.base
+    return build_model(base, tokenizer=spec.tokenizer, device=device, **_options(
+        spec, "keep_layers", "pooling", "dense", "activation", "normalize", "max_seq_length", "seed"))
+
+
+def load_data(spec: DataSpec) -> Any:
+    """One ``[[data]]`` entry -> a ``datasets.Dataset`` (optionally shuffled and cut to ``limit`` rows)."""
+    from workbench import data as wd
+    from workbench.recipes.sections import data_loaders
+
+    args, limit = dict(spec.args), spec.limit
+    if spec.loader == "hub":  # a hub data set named exactly, as the seed cards do
+        from datasets import load_dataset
+
+        from workbench.data.sources import hub_enabled, tag
+
+        split = args.get("split", "train")
+        what = f"[[data]] {args['id']!r} (config {args.get('config')!r}, split {split!r})"
+        try:
+            ds = load_dataset(args["id"], args.get("config"), split=split)
+        except Exception as err:  # the hub client raises many types; the user needs one line
+            where = "could not be loaded from the Hugging Face hub" if hub_enabled() else (
+                "is not in the local datasets cache (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set)")
+            raise wd.DataError(f"{what} {where}: {type(err).__name__}: {err}") from None
+        if args.get("columns"):
+            ds = ds.select_columns(list(args["columns"]))
+        if limit is not None and limit < len(ds):
+            ds = ds.select(range(limit))
+        return tag(ds, "hub", args["id"], f"{args['id']} from the hub ({ds.num_rows} rows)")
+    loader = data_loaders()[spec.loader]
+    if spec.loader == "sentences":
+        return loader(limit=limit, seed=spec.seed, **args)
+    ds = loader(**args)
+    if limit is not None and limit < len(ds):
+        ds = ds.shuffle(seed=spec.seed).select(range(limit))
+    return ds
+
+
+# ----- running ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecipeResult:
+    model_path: str | None
+    run_dir: str
+    metrics: dict[str, float]
+    seconds: float
+
+
+def run_recipe(
+    recipe: Recipe,
+    run_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Callable[[Event], None]] = (),
+    resume: bool = False,
+    device: str | None = None,
+    stop_signal: Any = None,
+) -> RecipeResult:
+    """Build, train (or distill), evaluate on STS-B test and save, emitting events to ``callbacks``.
+
+    Args:
+        recipe: the recipe (:func:`~workbench.recipes.load_recipe`, changed with ``Recipe.with_``).
+        run_dir: the run folder (default ``runs/NAME-TIMESTAMP``).
+        callbacks: functions receiving every training event.
+        resume: continue from the last checkpoint in ``run_dir``.
+        device: where to train (the best present by default).
+        stop_signal: a ``threading.Event``; setting it ends the run after the current step.
+
+    Returns:
+        Where the model and run folder are, the final metrics (the last evaluation, plus STS-B
+        test when ``[eval] sts_test``) and the seconds it took.
+    """
+    from workbench.data import load_stsb, source
+    from workbench.evaluation import STSEvaluator
+    from workbench.models import resolve_model_path
+
+    start = time.perf_counter()
+    # Resolve model ids first: a wrong or missing id fails in seconds, not after loading the data.
+    for name in (recipe.teacher.model if recipe.teacher else None, recipe.model.base, recipe.model.load,
+                 recipe.model.tokenizer):
+        if name is not None:
+            resolve_model_path(name)
+    if run_dir is None:
+        from workbench.training.runs import fresh_run_path
+
+        run_dir = fresh_run_path("runs", f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = Path(run_dir)
+    sts_dev = None
+    if recipe.eval.sts_dev:
+        sts_dev = load_stsb("dev")
+        if recipe.eval.sts_dev_limit is not None:
+            sts_dev = sts_dev.select(range(min(recipe.eval.sts_dev_limit, len(sts_dev))))
+    datasets = {d.label: load_data(d) for d in recipe.data}
+    info = {"recipe": recipe.to_dict(), "recipe_file": recipe.path,
+            "data": {k: {"rows": len(v), "columns": list(v.column_names), "source": str(source(v))} for k, v in datasets.items()},
+            "sts_dev": str(source(sts_dev)) if sts_dev is not None else None}
+
+    # STS-B test is measured once, on the final model, before it is saved: its numbers go in the card.
+    test_metrics: dict[str, float] = {}
+
+    def card(model: Any, history: Any, trainer: Any) -> str:
+        if recipe.eval.sts_test:
+            test = STSEvaluator.from_dataset(load_stsb("test"), name="sts-test")
+            test_metrics.update(test(model))
+        return recipe_card(recipe, datasets, model, history, trainer, test_metrics)
+
+    if recipe.kind == "distill":
+        from workbench.distill import distill
+        from workbench.models import load_model
+
+        teacher = load_model(recipe.teacher.model, device=device)
+        student = build_from_spec(recipe.model, device=device, teacher=teacher)
+        sentences = next(iter(datasets.values()))
+        column = "sentence" if "sentence" in sentences.column_names else sentences.column_names[0]
+        texts = [t for d in datasets.values() for t in d[column if column in d.column_names else d.column_names[0]]]
+        n_eval = recipe.eval.mse_sentences
+        model, trainer = distill(
+            teacher, student, texts[n_eval:], recipe.train, eval_sentences=texts[:n_eval] or None, sts_dev=sts_dev,
+            run_dir=run_dir, callbacks=callbacks, pca_sentences=recipe.teacher.pca_sentences,
+            card=card, run_info=info, resume=resume, stop_signal=stop_signal,
+        )
+    else:
+        from workbench.training import Trainer
+
+        model = build_from_spec(recipe.model, device=device)
+        loss = recipe.loss.build(model)
+        evaluator = STSEvaluator.from_dataset(sts_dev, name="sts-dev") if sts_dev is not None else None
+        trainer = Trainer(model, loss, recipe.train, datasets, evaluator, run_dir=run_dir, callbacks=callbacks,
+                          run_info=info, card=card, stop_signal=stop_signal)
+        model = trainer.fit(resume=resume)
+    metrics = {**trainer.final_metrics, **test_metrics}
+    return RecipeResult(str(run_dir / "model"), str(run_dir), metrics, time.perf_counter() - start)
+
+
+def recipe_card(recipe: Recipe, datasets: dict[str, Any], model: Any, history: Any, trainer: Any,
+                test_metrics: dict[str, float]) -> str:
+    """The model card of a finished recipe run, from what ran: the trainer's config and loss,
+    the run's history (best evaluation, training log) and the STS-B test metrics."""
+    from workbench.data.sources import HUB_URL
+    from workbench.models.card import DatasetInfo, model_card
+
+    evaluations: dict[str, dict[str, float]] = {}
+    primaries: dict[str, str] = {}
+    best = history.best()
+    if best is not None:
+        groups: dict[str, dict[str, float]] = {}
+        for key, value in best.metrics.items():
+            groups.setdefault(key.split("_", 1)[0], {})[key] = value
+        evaluations.update(groups)
+        for name in groups:
+            primaries[name] = best.primary if best.primary in groups[name] else f"{name}_{_primary_suffix(name)}"
+    if test_metrics:
+        evaluations["sts-test"] = dict(test_metrics)
+        primaries["sts-test"] = "sts-test_spearman_cosine"
+    loss_cfg = trainer.loss.config() if hasattr(trainer.loss, "config") else {"name": type(trainer.loss).__name__}
+    infos = []
+    for name, ds in datasets.items():
+        samples = tuple({c: ds[i][c] for c in ds.column_names} for i in range(min(3, len(ds))))
+        location = (ds.info.homepage or "").removeprefix(HUB_URL) or None
+        infos.append(DatasetInfo(name=name, size=len(ds), columns=tuple(ds.column_names), samples=samples,
+                                 location=location, loss=loss_cfg["name"]))
+    log = []
+    losses = dict(zip(history.steps, history.losses, strict=True))
+    eval_by_step = {e.step: e.metrics for e in history.evals}
+    for step in sorted(set(losses) | set(eval_by_step)):
+        row = {"epoch": _epoch_at(history, step), "step": step, "training_loss": losses.get(step)}
+        row.update(eval_by_step.get(step, {}))
+        log.append(row)
+    return model_card(
+        model, model_name=recipe.name, base_model=_base_name(recipe), datasets=infos, loss=loss_cfg,
+        train_config=trainer.config.to_dict(), default_config=TrainConfig().to_dict(), evaluations=evaluations,
+        primary_metrics=primaries, training_log=log, training_seconds=getattr(trainer, "elapsed_s", None),
+        hardware=_hardware(),
+    )
+
+
+def _primary_suffix(group: str) -> str:
+    """The primary metric of an evaluator group that was not the run's primary one."""
+    return "negative_mse" if group == "mse" else "spearman_cosine"
+
+
+def _epoch_at(history: Any, step: int) -> float | None:
+    for e in history.evals:
+        if e.step == step:
+            return e.epoch
+    for s, epoch in zip(history.steps, history.epochs, strict=True):
+        if s == step:
+            return epoch
+    return None
+
+
+def _base_name(recipe: Recipe) -> str | None:
+    base = recipe.model.source()
+    if base is None and recipe.teacher is not None and recipe.model.from_teacher:
+        base = recipe.teacher.model
+    return base
+
+
+def _hardware() -> str:
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"1 x {torch.cuda.get_device_name()}"
+    return f"CPU ({os.cpu_count()} cores, {platform.machine()}), {torch.get_num_threads()} torch threads"
+
+
+def recipe_summary(recipe: Recipe) -> str:
+    """Two lines: the recipe's name and description, and its non-default training settings."""
+    defaults = TrainConfig().to_dict()
+    train = {k: v for k, v in recipe.train.to_dict().items() if defaults[k] != v}
+    return f"{recipe.name} ({recipe.kind}): {recipe.description}\n  non-default training settings: {train}"
