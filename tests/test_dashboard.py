@@ -79,23 +79,23 @@ def test_live_curves_gain_points_as_events_arrive():
 def test_start_runs_with_the_controls_settings(recipe, tmp_path):
     dash = TrainingDashboard(str(recipe), runs_root=tmp_path / "runs", background=False)
     dash.lr.value = 2e-3
-    dash.steps.value = 10
+    dash.steps.value = 12
     dash.batch_size.value = 16
     dash.scale.value = 10.0
     dash.start.click()
     assert dash.errors == []
     fig = dash.curves.fig
-    assert list(fig.data[0].x) == list(range(1, 11))  # a loss point per step
-    assert list(fig.data[1].x) == [0, 2, 4, 6, 8, 10]  # STS-B dev every 2 steps, from the start
+    assert list(fig.data[0].x) == list(range(1, 13))  # a loss point per step
+    assert list(fig.data[1].x) == [0, 2, 4, 6, 8, 10, 12]  # STS-B dev every 2 steps, from the start
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 1
     config = json.loads((runs[0] / "config.json").read_text())
-    assert config["train"]["lr"] == pytest.approx(2e-3) and config["train"]["max_steps"] == 10
+    assert config["train"]["lr"] == pytest.approx(2e-3) and config["train"]["max_steps"] == 12
     assert config["loss"]["params"]["scale"] == 10.0
     # the comparison view reloads the run from disk: its curves and a row of settings and scores
     names = [t.name for t in dash.compare_fig.data]
     assert names == [f"{runs[0].name}: loss", f"{runs[0].name}: STS dev"]
-    assert list(dash.compare_fig.data[0].x) == list(range(1, 11))
+    assert list(dash.compare_fig.data[0].x) == list(range(1, 13))
     assert runs[0].name in dash.table.value and "completed" in dash.table.value
     assert not dash.start.disabled and dash.stop.disabled
 
@@ -120,8 +120,105 @@ def test_stop_ends_a_background_run_mid_way(recipe, tmp_path):
 
 def test_errors_in_a_run_are_shown_not_lost(recipe, tmp_path):
     dash = TrainingDashboard(str(recipe), runs_root=tmp_path / "runs", background=False)
-    dash.overrides.append("model.keep_layers=[0, 9]")  # the model has 1 layer: the run must fail clearly
+    dash.recipe = dash.recipe.with_(model={"keep_layers": [0, 9]})  # the model has 1 layer: the run must fail clearly
     dash.start.click()
     assert len(dash.errors) == 1 and "keep_layers" in str(dash.errors[0])
     assert any("keep_layers" in o.get("text", "") for o in dash.log.output.outputs)
     assert not dash.start.disabled  # ready for another try
+
+
+def _run_config(runs_root: Path) -> tuple[Path, dict]:
+    runs = sorted(runs_root.iterdir())
+    assert len(runs) == 1
+    return runs[0], json.loads((runs[0] / "config.json").read_text())
+
+
+def test_start_without_touching_the_steps_runs_the_recipes_epoch(recipe, tmp_path):
+    # 160 pairs, batch 16, epochs = 1 and no max_steps: one epoch is 10 steps, not a slider default
+    dash = TrainingDashboard(str(recipe), runs_root=tmp_path / "runs", background=False)
+    assert dash.steps.value == 10 and "1 epoch" in dash.steps_note.value
+    dash.batch_size.value = 32  # an epoch of batch 32 is 5 steps; the untouched steps control follows
+    assert dash.steps.value == 5 and "1 epoch" in dash.steps_note.value
+    dash.batch_size.value = 16
+    assert dash.steps.value == 10
+    dash.start.click()
+    assert dash.errors == []
+    run, config = _run_config(tmp_path / "runs")
+    assert config["train"]["max_steps"] is None and config["train"]["epochs"] == 1
+    assert config["recipe"]["train"] == config["train"]  # the recipe as it ran
+    started = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+               if json.loads(line)["event"] == "Started"]
+    assert [e["total_steps"] for e in started] == [10]
+    assert dash.curves.history.done.step == 10 and dash.curves.history.done.reason == "completed"
+
+
+PRETRAINED = """
+name = "tiny-pretrained"
+kind = "train"
+description = "one MiniLM layer, for the dashboard's model controls"
+
+[model]
+base = "{minilm}"
+keep_layers = [0, 1]
+max_seq_length = 24
+
+[loss]
+name = "MultipleNegativesRankingLoss"
+
+[[data]]
+name = "pairs"
+loader = "file"
+path = "{pairs}"
+
+[eval]
+sts_dev = true
+sts_dev_limit = 20
+sts_test = false
+
+[train]
+max_steps = 2
+batch_size = 16
+eval_every = 0
+"""
+
+
+def test_every_control_changes_what_config_json_records(recipe, minilm_path, tmp_path):
+    from workbench.models import load_model
+
+    path = tmp_path / "pretrained.toml"
+    path.write_text(PRETRAINED.format(minilm=minilm_path, pairs=tmp_path / "pairs.tsv"), encoding="utf-8")
+    dash = TrainingDashboard(str(path), runs_root=tmp_path / "runs", background=False)
+    controls = [dash.lr, dash.batch_size, dash.warmup, dash.steps, dash.scale, dash.pooling, dash.layers]
+    assert not any(c.disabled for c in controls)  # a pretrained base: every control applies
+    assert dash.scale.value == 20.0  # MultipleNegativesRankingLoss's own default, the recipe names none
+    dash.lr.value, dash.batch_size.value, dash.warmup.value, dash.steps.value = 3e-4, 8, 0.25, 3
+    dash.scale.value, dash.pooling.value, dash.layers.value = 12.0, "cls", "0"
+    dash.start.click()
+    assert dash.errors == []
+    run, config = _run_config(tmp_path / "runs")
+    train = config["train"]
+    assert (train["lr"], train["batch_size"], train["warmup_ratio"], train["max_steps"]) == (
+        pytest.approx(3e-4), 8, 0.25, 3)
+    assert config["loss"]["params"]["scale"] == 12.0 and config["recipe"]["loss"]["scale"] == 12.0
+    assert config["recipe"]["model"]["pooling"] == "cls" and config["recipe"]["model"]["keep_layers"] == [0]
+    trained = load_model(run / "model")  # and the model really has them
+    assert trained.layers[1].modes == ["cls"] and len(trained.transformer.auto_model.encoder.layer) == 1
+
+
+def test_controls_that_cannot_apply_are_disabled_with_a_reason(recipe, tmp_path):
+    dash = TrainingDashboard(str(recipe), runs_root=tmp_path / "runs", background=False)
+    assert dash.layers.disabled and "fresh" in dash.layers.tooltip  # a fresh model: its config sets the layers
+    cosent = dash.recipe.with_(loss={"name": "CoSENTLoss"})
+    assert not TrainingDashboard(cosent, runs_root=tmp_path / "runs").scale.disabled  # CoSENT has a scale
+    # a recipe without a scale-taking loss: the control is off and says why
+    from workbench.recipes import load_data, load_recipe
+
+    distill = load_recipe("offline-a-distill").with_(data={"limit": 200}, eval={"mse_sentences": 40})
+    dash = TrainingDashboard(distill, runs_root=tmp_path / "runs")
+    assert dash.scale.disabled and "MSELoss has no scale" in dash.scale.tooltip
+    assert not dash.pooling.disabled and dash.pooling.value == "teacher's" and dash.layers.value == "0,3,5"
+    sentences = len(load_data(distill.data[0])) - 40  # the held-out sentences are not trained on
+    assert dash.steps.value == -(-sentences // 64) and "1 epoch" in dash.steps_note.value
+    dash.pooling.value = "max"
+    assert dash.planned_recipe().model.pooling == "max"
+    assert dash.planned_recipe().model.keep_layers == (0, 3, 5) and dash.planned_recipe().train.max_steps is None

@@ -19,6 +19,7 @@ from workbench.recipes.run import (
     RecipeResult,
     build_from_spec,
     load_data,
+    planned_steps,
     recipe_card,
     recipe_summary,
     run_recipe,
@@ -39,6 +40,6 @@ from workbench.recipes.sections import (
 
 __all__ = [
     "DEFAULT_LOSS", "RECIPES_DIR", "DataSpec", "EvalSpec", "LossSpec", "ModelSpec", "Recipe", "RecipeError",
-    "RecipeResult", "TeacherSpec", "build_from_spec", "find_recipe", "load_data", "load_recipe", "recipe_card",
+    "RecipeResult", "TeacherSpec", "build_from_spec", "find_recipe", "load_data", "load_recipe", "planned_steps", "recipe_card",
     "recipe_summary", "run_recipe",
 ]

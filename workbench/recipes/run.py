@@ -98,6 +98,23 @@ def load_data(spec: DataSpec) -> Any:
     return ds
 
 
+def planned_steps(recipe: Recipe, rows: Sequence[int] | None = None) -> int:
+    """The steps the recipe runs: ``max_steps``, else its epochs of batches over the data.
+
+    With epochs this is the count before ``no_duplicates`` moves a few rows (the trainer's
+    ``Started`` event has the exact one). ``rows``: each ``[[data]]`` entry's row count, when
+    known (else the data are loaded to count them).
+    """
+    if recipe.train.max_steps is not None:
+        return recipe.train.max_steps
+    counts = list(rows) if rows is not None else [len(load_data(d)) for d in recipe.data]
+    batch = recipe.train.batch_size
+    if recipe.kind == "distill":  # one list of sentences, less the held-out ones
+        counts = [max(0, sum(counts) - recipe.eval.mse_sentences)]
+    per_epoch = sum(n // batch if recipe.train.drop_last else -(-n // batch) for n in counts)
+    return max(1, per_epoch) * recipe.train.epochs
+
+
 # ----- running ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RecipeResult:

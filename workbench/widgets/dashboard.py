@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.models.modules import POOLING_MODES
 from workbench.training.events import Done, Eval, Event, RunHistory, Started, Step, format_event
 from workbench.training.runs import fresh_run_path, list_runs
 from workbench.widgets._common import View, html_table
@@ -111,84 +111,92 @@ class LiveCurves(View):
 class TrainingDashboard(View):
     """Hyper-parameter controls, Start/Stop, live curves and a comparison with earlier runs.
 
+    The controls start at the recipe's values, and Start runs the recipe with what they say:
+    a control left alone runs the recipe's value (an epoch-based recipe runs its epochs), a
+    control moved replaces that field (``Recipe.with_``), so ``config.json`` and the model card
+    record what ran. A control that cannot apply to the recipe is disabled, its tooltip says why.
+
     Args:
-        recipe: a recipe name or file (see ``recipes/``); the controls override its values.
+        recipe: a recipe name or file (see ``recipes/``), or a :class:`~workbench.recipes.Recipe`
+            (e.g. ``load_recipe(name).with_(train={"max_steps": 50})``).
         runs_root: the folder holding runs (each Start makes a new one there).
-        overrides: extra fixed ``section.key=value`` overrides (e.g. a short smoke setting).
         background: run training in a thread (the notebook stays usable; Stop works). Tests
             may pass ``False`` to run synchronously.
 
     Attributes:
         lr, batch_size, warmup, steps, scale, pooling, layers: the controls (set ``.value``).
         start, stop, refresh: the buttons (call ``.click()``).
+        recipe: the recipe the controls start from; :meth:`planned_recipe` is what Start runs.
         curves: the :class:`LiveCurves` of the current run; ``compare_fig``: earlier runs.
+
+    Example:
+        >>> from workbench.recipes import load_recipe
+        >>> dash = TrainingDashboard(load_recipe("offline-b-mnrl-minilm"), runs_root="runs")  # doctest: +SKIP
+        >>> dash.lr.value = 1e-4                                                              # doctest: +SKIP
+        >>> dash.planned_recipe().train.lr                                                    # doctest: +SKIP
+        0.0001
     """
 
     def __init__(
         self,
-        recipe: str = "offline-b-mnrl-minilm",
+        recipe: str | Any = "offline-b-mnrl-minilm",
         runs_root: str | Path = "runs",
-        overrides: Sequence[str] = (),
         background: bool = True,
     ) -> None:
         super().__init__()
-        from workbench.recipes import load_recipe
+        from workbench.recipes import Recipe, load_data, load_recipe, planned_steps
 
-        self.recipe_name = recipe
-        self.recipe = load_recipe(recipe, overrides)
+        self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
         self.runs_root = Path(runs_root)
-        self.overrides = list(overrides)
         self.background = background
         self.thread: threading.Thread | None = None
         self.stop_signal = threading.Event()
         self.result: Any = None
-        model = self.recipe.model
-        train = self.recipe.train
+        spec, train, loss = self.recipe.model, self.recipe.train, self.recipe.loss
+        wide = {"description_width": "initial"}
         self.lr = widgets.FloatLogSlider(
-            value=train.lr,
-            base=10,
-            min=-6,
-            max=-2,
-            step=0.1,
-            description="learning rate",
-            readout_format=".1e",
-            style={"description_width": "initial"},
+            value=train.lr, base=10, min=min(-6, math.floor(math.log10(train.lr))),
+            max=max(-2, math.ceil(math.log10(train.lr))), step=0.1, description="learning rate",
+            readout_format=".1e", style=wide,
         )
         self.batch_size = widgets.Dropdown(
-            options=[8, 16, 32, 64, 128, 256],
-            value=_nearest([8, 16, 32, 64, 128, 256], train.batch_size),
-            description="batch size",
+            options=sorted({8, 16, 32, 64, 128, 256, train.batch_size}), value=train.batch_size, description="batch size",
         )
         self.warmup = widgets.FloatSlider(
-            value=train.warmup_ratio, min=0.0, max=0.5, step=0.05, description="warmup"
+            value=train.warmup_ratio, min=0.0, max=max(0.5, train.warmup_ratio), step=0.05, description="warmup"
         )
+        # The recipe's own length: its max_steps, or its epochs counted in batches of the data.
+        self._rows = None if train.max_steps is not None else [len(load_data(d)) for d in self.recipe.data]
+        self._recipe_steps = planned_steps(self.recipe, self._rows)
         self.steps = widgets.IntSlider(
-            value=train.max_steps or 200, min=10, max=5000, step=10, description="steps"
+            value=self._recipe_steps, min=1, max=max(5000, self._recipe_steps), step=1, description="steps"
         )
+        self.steps_note = widgets.Label()
+        self._show_recipe_length()
+        takes_scale = loss.takes("scale")
         self.scale = widgets.FloatSlider(
-            value=float(self.recipe.loss.get("scale", 20.0)),
-            min=1.0,
-            max=50.0,
-            step=1.0,
-            description="MNRL scale",
-            disabled="scale" not in self.recipe.loss
-            and self.recipe.loss.get("name", "MultipleNegativesRankingLoss")
-            != "MultipleNegativesRankingLoss",
+            value=float(loss.value("scale")) if takes_scale else 20.0, min=1.0, max=max(50.0, float(loss.value("scale")) if takes_scale else 50.0),
+            step=1.0, description="loss scale", disabled=not takes_scale,
+            tooltip="" if takes_scale else f"{loss.name} has no scale",
         )
+        section = self.recipe.model_section
+        finished = spec.load is not None
+        self._pooling_default = spec.pooling or ("teacher's" if spec.from_teacher else "mean")
         self.pooling = widgets.Dropdown(
-            options=["mean", "cls", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"],
-            value=model.get("pooling", "mean"),
-            description="pooling",
-            disabled="pooling" not in model and "keep_layers" not in model,
+            options=list(dict.fromkeys([self._pooling_default, *POOLING_MODES])), value=self._pooling_default,
+            description="pooling", disabled=finished,
+            tooltip=f"[{section}] load = a finished model, taken as it is" if finished else "",
         )
-        layers = model.get("keep_layers")
+        self._layers_default = ",".join(str(i) for i in spec.keep_layers) if spec.keep_layers else ""
+        layers_apply = not finished and spec.fresh is None
         self.layers = widgets.Text(
-            value=",".join(str(i) for i in layers) if layers else "",
-            description="student layers",
-            placeholder="e.g. 0,3,5 (blank: all)",
-            disabled=layers is None,
-            style={"description_width": "initial"},
+            value=self._layers_default, description="keep layers", placeholder="e.g. 0,3,5 (blank: all)",
+            disabled=not layers_apply, style=wide,
+            tooltip="" if layers_apply else (f"[{section}] load = a finished model, taken as it is" if finished
+                                             else f"[{section}] fresh = a new model: set its num_hidden_layers instead"),
         )
+        self.batch_size.observe(lambda _c: self._show_recipe_length(), names="value")
+        self.steps.observe(lambda _c: self._show_recipe_length(), names="value")
         self.start = widgets.Button(description="Start", button_style="success", icon="play")
         self.stop = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.refresh = widgets.Button(description="Refresh runs", icon="refresh")
@@ -202,7 +210,7 @@ class TrainingDashboard(View):
             [
                 widgets.HTML(f"<b>{self.recipe.name}</b>: {self.recipe.description}"),
                 widgets.HBox([self.lr, self.batch_size, self.warmup]),
-                widgets.HBox([self.steps, self.scale]),
+                widgets.HBox([self.steps, self.steps_note, self.scale]),
                 widgets.HBox([self.pooling, self.layers]),
                 widgets.HBox([self.start, self.stop, self.refresh]),
             ]
@@ -215,32 +223,62 @@ class TrainingDashboard(View):
         )
         self.refresh_runs()
 
-    # ----- actions -----------------------------------------------------------------------------
-    def settings(self) -> list[str]:
-        """The recipe overrides that the controls currently say."""
-        out = list(self.overrides) + [
-            f"train.lr={self.lr.value!r}",
-            f"train.batch_size={self.batch_size.value}",
-            f"train.warmup_ratio={self.warmup.value!r}",
-            f"train.max_steps={self.steps.value}",
-        ]
-        if not self.scale.disabled:
-            out.append(f"loss.scale={self.scale.value!r}")
-        section = "student" if self.recipe.kind == "distill" else "model"
-        if not self.pooling.disabled:
-            out.append(f"{section}.pooling={self.pooling.value!r}")
-        if not self.layers.disabled and self.layers.value.strip():
-            layers = [int(x) for x in self.layers.value.replace(" ", "").split(",") if x]
-            out.append(f"{section}.keep_layers={layers!r}")
-        return out
+    # ----- what the controls say ---------------------------------------------------------------
+    def _follows_recipe_length(self) -> bool:
+        return self.steps.value == self._recipe_steps
 
+    def _show_recipe_length(self) -> None:
+        """Say what the steps control means; while it is left on the recipe's length, an
+        epoch-based recipe's length follows the batch size (a larger batch, fewer steps)."""
+        from workbench.recipes import planned_steps
+
+        train = self.recipe.train
+        if train.max_steps is None:
+            follows = self._follows_recipe_length()
+            self._recipe_steps = planned_steps(self.recipe.with_(train={"batch_size": self.batch_size.value}), self._rows)
+            if follows and self.steps.value != self._recipe_steps:
+                self.steps.max = max(self.steps.max, self._recipe_steps)
+                self.steps.value = self._recipe_steps  # its observer comes back here to update the note
+                return
+        if not self._follows_recipe_length():
+            self.steps_note.value = "max_steps (set here)"
+        elif train.max_steps is None:
+            epochs = f"{train.epochs} epoch{'s' if train.epochs != 1 else ''}"
+            self.steps_note.value = f"the recipe's {epochs} (≈{self._recipe_steps} steps)"
+        else:
+            self.steps_note.value = "the recipe's max_steps"
+
+    def planned_recipe(self) -> Any:
+        """The recipe Start runs: the recipe with every field whose control was moved replaced."""
+        train = self.recipe.train
+        changes: dict[str, dict[str, Any]] = {"train": {}, "loss": {}, "model": {}}
+        if self.lr.value != train.lr:
+            changes["train"]["lr"] = float(self.lr.value)
+        if self.batch_size.value != train.batch_size:
+            changes["train"]["batch_size"] = int(self.batch_size.value)
+        if self.warmup.value != train.warmup_ratio:
+            changes["train"]["warmup_ratio"] = float(self.warmup.value)
+        if not self._follows_recipe_length():
+            changes["train"]["max_steps"] = int(self.steps.value)
+        if not self.scale.disabled and self.scale.value != self.recipe.loss.value("scale"):
+            changes["loss"]["scale"] = float(self.scale.value)
+        if not self.pooling.disabled and self.pooling.value != self._pooling_default:
+            changes["model"]["pooling"] = self.pooling.value
+        layers = self.layers.value.replace(" ", "")
+        if not self.layers.disabled and layers != self._layers_default:
+            try:
+                keep = [int(x) for x in layers.split(",") if x] or None
+            except ValueError:
+                raise ValueError(f"keep layers: {self.layers.value!r} is not a list of layer numbers such as 0,3,5") from None
+            changes["model"]["keep_layers"] = keep
+        return self.recipe.with_(**{k: v for k, v in changes.items() if v})
+
+    # ----- actions -----------------------------------------------------------------------------
     def start_run(self) -> None:
         """Start a run with the current settings (in the background unless ``background=False``)."""
-        from workbench.recipes import load_recipe
-
         if self.thread is not None and self.thread.is_alive():
             raise RuntimeError("a run is already going; press Stop first")
-        recipe = load_recipe(self.recipe_name, self.settings())
+        recipe = self.planned_recipe()
         run_dir = fresh_run_path(self.runs_root, f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         self.stop_signal = threading.Event()
         self.curves = LiveCurves(name=run_dir.name)
@@ -291,7 +329,7 @@ class TrainingDashboard(View):
                 self.compare_fig.add_scatter(
                     x=h.steps, y=h.losses, mode="lines", name=f"{run.name}: loss", row=1, col=1
                 )
-                steps, values = h.metric(PRIMARY)
+                steps, values = h.metric(h.primary or PRIMARY)
                 self.compare_fig.add_scatter(
                     x=steps, y=values, mode="lines+markers", name=f"{run.name}: STS dev", row=1, col=2
                 )
@@ -304,7 +342,7 @@ class TrainingDashboard(View):
                         run.status,
                         _fmt(train.get("lr")),
                         train.get("batch_size", ""),
-                        train.get("max_steps", ""),
+                        h.total_steps or train.get("max_steps", ""),
                         _fmt(loss.get("scale")),
                         values[0] if values else "",
                         best.value if best and best.value is not None else "",
@@ -327,10 +365,6 @@ class TrainingDashboard(View):
             if runs
             else f"<i>no runs in {self.runs_root} yet</i>"
         )
-
-
-def _nearest(options: list[int], value: int) -> int:
-    return min(options, key=lambda o: abs(math.log(o) - math.log(max(value, 1))))
 
 
 def _fmt(value: Any) -> str:
