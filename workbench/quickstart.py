@@ -94,16 +94,25 @@ class QuickstartConfig:
                    sts_dev_pairs=100, train_rows=200, sts_test_after=False)
         return tiny.replace(**changes)
 
-    def overrides(self) -> list[str]:
-        """The recipe overrides (``section.key=value``) this setting asks for."""
-        out = [f"train.max_steps={self.steps}", f"train.eval_every={self.eval_steps}",
-               f"train.batch_size={self.batch_size}", f"train.log_every={max(1, min(10, self.eval_steps))}",
-               f"eval.sts_test={self.sts_test_after}"]
+    def apply(self, recipe: Any) -> Any:
+        """The training recipe with this setting's fields replaced (``Recipe.with_``).
+
+        Example:
+            >>> from workbench.recipes import load_recipe
+            >>> short = QuickstartConfig(steps=100).apply(load_recipe("offline-b-mnrl-minilm"))
+            >>> short.train.max_steps, short.train.eval_every, short.eval.sts_test
+            (100, 25, True)
+        """
+        changes: dict[str, dict[str, Any]] = {
+            "train": {"max_steps": self.steps, "eval_every": self.eval_steps, "batch_size": self.batch_size,
+                      "log_every": max(1, min(10, self.eval_steps))},
+            "eval": {"sts_test": self.sts_test_after},
+        }
         if self.sts_dev_pairs is not None:
-            out.append(f"eval.sts_dev_limit={self.sts_dev_pairs}")
+            changes["eval"]["sts_dev_limit"] = self.sts_dev_pairs
         if self.train_rows is not None:
-            out.append(f"data.limit={self.train_rows}")
-        return out
+            changes["data"] = {"limit": self.train_rows}
+        return recipe.with_(**changes)
 
 
 @dataclass(frozen=True)
@@ -212,7 +221,7 @@ def run_quickstart(
         say(f"primary: {evaluator.primary_metric} = {base_metrics[evaluator.primary_metric]:.4f}")
 
         # 3. train
-        recipe = load_recipe(config.recipe, config.overrides())
+        recipe = config.apply(load_recipe(config.recipe))
         say(f"\n[3/4] training: {recipe_summary(recipe)}")
         history = RunHistory()
         result = run_recipe(recipe, run_dir=out / "run",
@@ -251,7 +260,7 @@ def run_quickstart(
     report = write_report(out / "report.html", f"workbench quickstart: {config.model}", sections)
     (out / "metrics.json").write_text(json.dumps(
         {"model": config.model, "on_sample": on_sample, "base": base_metrics, "trained": result.metrics,
-         "sts_dev_curve": dict(zip(*history.metric("sts-dev_spearman_cosine"), strict=True))}, indent=2) + "\n",
+         "sts_dev_curve": dict(zip(*history.metric(history.primary), strict=True)) if history.primary else {}}, indent=2) + "\n",
         encoding="utf-8")
     seconds = time.perf_counter() - start
     say(f"\n[4/4] report: {report.resolve()} ({report.stat().st_size / 1e6:.1f} MB, opens offline in any browser)")
