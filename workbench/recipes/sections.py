@@ -16,7 +16,7 @@ Example:
     >>> recipe.with_(eval={"sts_tset": False})
     Traceback (most recent call last):
     ...
-    workbench.recipes.sections.RecipeError: offline-b-mnrl-minilm [eval]: unknown key 'sts_tset' (did you mean 'sts_test'?)
+    workbench.recipes.sections.RecipeError: ...offline-b-mnrl-minilm.toml [eval]: unknown key 'sts_tset' (did you mean 'sts_test'?)
 """
 
 from __future__ import annotations
@@ -339,6 +339,7 @@ class Recipe:
         ``train``); ``data`` changes every ``[[data]]`` entry. Values are checked as the file's
         are, and an error names the section and the key.
         """
+        where = self.path or self.name
         changes: dict[str, Any] = {}
         for section, values in sections.items():
             label = section
@@ -346,12 +347,12 @@ class Recipe:
                 section = "model"
                 label = self.model_section
             if section not in ("model", "teacher", "loss", "data", "eval", "train"):
-                raise RecipeError(f"{self.name}: {unknown_key_message(section, ['model', 'student', 'teacher', 'loss', 'data', 'eval', 'train'])}")
+                raise RecipeError(f"{where}: {unknown_key_message(section, ['model', 'student', 'teacher', 'loss', 'data', 'eval', 'train'])}")
             try:
                 changes[section] = self._changed(section, dict(values))
             except (TypeError, ValueError) as err:
-                raise RecipeError(f"{self.name} [{label}]: {err}") from None
-        return _checked(lambda: dataclasses.replace(self, **changes), self.name)
+                raise RecipeError(f"{where} [{label}]: {err}") from None
+        return _checked(lambda: dataclasses.replace(self, **changes), where)
 
     def _changed(self, section: str, values: dict[str, Any]) -> Any:
         if section == "data":
@@ -382,7 +383,11 @@ class Recipe:
                 raise RecipeError(f"--set {item!r}: use section.key=value, e.g. train.lr=1e-4")
             section, name = key.strip().split(".", 1)
             grouped.setdefault(section.strip(), {})[name.strip()] = _assigned_value(text.strip())
-        return self.with_(**grouped)
+        try:
+            return self.with_(**grouped)
+        except RecipeError as err:  # say that the value came from --set, not from the file
+            where = self.path or self.name
+            raise RecipeError(str(err).replace(where, f"{where} --set", 1)) from None
 
     # ----- saving -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -492,9 +497,4 @@ def load_recipe(name_or_path: str | os.PathLike[str], overrides: Sequence[str] =
     except tomllib.TOMLDecodeError as err:
         raise RecipeError(f"{path}: not valid TOML: {err}") from None
     recipe = Recipe.from_dict(raw, path=str(path), name=path.stem)
-    if overrides:
-        try:
-            recipe = recipe.set(overrides)
-        except RecipeError as err:
-            raise RecipeError(str(err).replace(f"{recipe.name} [", f"{path} --set [", 1)) from None
-    return recipe
+    return recipe.set(overrides) if overrides else recipe
