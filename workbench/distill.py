@@ -416,6 +416,7 @@ def distill(
     card: Callable[..., str] | None = None,
     resume: bool = False,
     stop_signal: threading.Event | None = None,
+    loss: nn.Module | None = None,
 ) -> tuple[EmbeddingModel, Trainer]:
     """Train ``student`` to reproduce the (PCA-reduced, if narrower) teacher's embeddings.
 
@@ -440,6 +441,8 @@ def distill(
         run_info: the caller's facts for ``config.json``; the distillation's own (teacher,
             student, PCA, data sizes) are added under ``"distillation"``.
         card, resume, stop_signal: passed to the :class:`~workbench.training.Trainer`.
+        loss: the loss module, built on ``student`` and taking the teacher embeddings as labels
+            (``MSELoss(student)`` by default).
 
     Returns:
         ``(student, trainer)``: the trained student (best weights when ``config.keep_best``) and
@@ -483,7 +486,11 @@ def distill(
         "data": {"train_sentences": len(texts), "eval_sentences": len(held),
                  "sts_dev_pairs": len(sts_dev) if sts_dev is not None else 0},
     }
-    trainer = Trainer(student, MSELoss(student), config, {"sentence": texts, "label": labels}, evaluator, run_dir,
+    if loss is None:
+        loss = MSELoss(student)
+    elif getattr(loss, "model", None) is not student:
+        raise ValueError("the distillation loss must be built on the student (loss.model is student)")
+    trainer = Trainer(student, loss, config, {"sentence": texts, "label": labels}, evaluator, run_dir,
                       callbacks, run_info={**(run_info or {}), "distillation": facts}, card=card, stop_signal=stop_signal)
     return trainer.fit(resume=resume), trainer
 

@@ -193,7 +193,7 @@ def run_recipe(
         model, trainer = distill(
             teacher, student, texts[n_eval:], recipe.train, eval_sentences=texts[:n_eval] or None, sts_dev=sts_dev,
             run_dir=run_dir, callbacks=callbacks, pca_sentences=recipe.teacher.pca_sentences,
-            card=card, run_info=info, resume=resume, stop_signal=stop_signal,
+            card=card, run_info=info, resume=resume, stop_signal=stop_signal, loss=recipe.loss.build(student),
         )
     else:
         from workbench.training import Trainer
