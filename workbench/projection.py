@@ -258,8 +258,10 @@ def warm_up_umap(background: bool = False) -> threading.Thread | None:
         The thread when ``background`` (``.join()`` it to wait), else ``None``.
 
     Example:
-        >>> warm_up_umap(background=True)  # doctest: +SKIP
-        <Thread(warm_up_umap, started daemon ...)>
+        >>> thread = warm_up_umap(background=True)
+        >>> thread.join()
+        >>> warm_up_umap() is None  # already warm: returns at once
+        True
     """
     if background:
         thread = threading.Thread(target=warm_up_umap, name="warm_up_umap", daemon=True)

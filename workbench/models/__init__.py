@@ -11,6 +11,11 @@ def load_model(name_or_path: str = DEFAULT_MODEL, **kwargs) -> EmbeddingModel:
     """Load a model by folder, hub id or the default short name ``all-MiniLM-L6-v2``.
 
     See :meth:`EmbeddingModel.load` for the keyword arguments.
+
+    Example:
+        >>> model = load_model("all-MiniLM-L6-v2", device="cpu")  # the packaged copy, offline
+        >>> model.dim, model.max_seq_length, model.similarity_fn_name
+        (384, 256, 'cosine')
     """
     return EmbeddingModel.load(name_or_path, **kwargs)
 

@@ -152,9 +152,14 @@ def model_card(
         YAML front matter followed by Markdown.
 
     Example:
-        >>> card = model_card(model, base_model="prajjwal1/bert-tiny", loss=loss_fn.config(),
-        ...                   evaluations={"sts-dev": ev(model)})  # doctest: +SKIP
-        >>> model.save("out/model", card=card)                       # doctest: +SKIP
+        >>> from workbench import load_model
+        >>> model = load_model("all-MiniLM-L6-v2")
+        >>> card = model_card(model, model_name="my-minilm", base_model="sentence-transformers/all-MiniLM-L6-v2",
+        ...                   evaluations={"sts-dev": {"sts-dev_spearman_cosine": 0.8203}})
+        >>> card.startswith("---\\nlanguage:"), "| **spearman_cosine** | **0.8203** |" in card
+        (True, True)
+        >>> print(card[card.index("# my-minilm"):].splitlines()[0])
+        # my-minilm
     """
     evaluations = {name: {k: float(v) for k, v in m.items()} for name, m in (evaluations or {}).items() if m}
     primary = {name: _primary(name, m, (primary_metrics or {}).get(name)) for name, m in evaluations.items()}

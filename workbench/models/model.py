@@ -1,10 +1,15 @@
 """The embedding model: a chain of modules that loads, saves and encodes.
 
 Example:
-    >>> from workbench.models import load_model            # doctest: +SKIP
-    >>> model = load_model("all-MiniLM-L6-v2")              # doctest: +SKIP
-    >>> model.encode(["A man is playing a guitar."]).shape  # doctest: +SKIP
-    (1, 384)
+    >>> from workbench.models import load_model
+    >>> model = load_model("all-MiniLM-L6-v2")  # the packaged copy: no network
+    >>> emb = model.encode(["A man is playing a guitar.", "Someone plays an instrument.", "The stock market fell."])
+    >>> emb.shape
+    (3, 384)
+    >>> model.similarity(emb).round(1)
+    array([[ 1. ,  0.7, -0.1],
+           [ 0.7,  1. , -0.1],
+           [-0.1, -0.1,  1. ]], dtype=float32)
 """
 
 from __future__ import annotations
@@ -38,6 +43,22 @@ class EmbeddingModel(nn.Module):
         prompts: named prompts (e.g. ``{"query": "query: "}``) prepended to texts on request.
         default_prompt_name: the prompt used when ``encode`` names none.
         similarity_fn_name: the similarity the model was trained for (``"cosine"`` by default).
+
+    Example:
+        >>> import tempfile
+        >>> from transformers import AutoTokenizer, BertConfig
+        >>> tok = AutoTokenizer.from_pretrained(str(resolve_model_path("all-MiniLM-L6-v2")))
+        >>> config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        ...                     intermediate_size=64)
+        >>> _ = torch.manual_seed(0)
+        >>> bert = Transformer.from_config(config, tok, max_seq_length=64)
+        >>> model = EmbeddingModel([bert, Pooling(bert.dim, "mean"), Normalize()])
+        >>> model.encode(["a tiny model", "untrained, but it encodes"]).shape
+        (2, 32)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     again = EmbeddingModel.load(model.save(folder), device="cpu")
+        ...     bool(np.allclose(again.encode(["a tiny model"]), model.encode(["a tiny model"]), atol=1e-6))
+        True
     """
 
     def __init__(
@@ -308,9 +329,9 @@ def build_model(
         device: where to put the model.
 
     Example:
-        >>> m = build_model("all-MiniLM-L6-v2", dense=256, normalize=True)  # doctest: +SKIP
-        >>> m.dim                                                            # doctest: +SKIP
-        256
+        >>> m = build_model("all-MiniLM-L6-v2", dense=256, normalize=True, seed=0)
+        >>> m.dim, m.encode(["hello"]).shape
+        (256, (1, 256))
     """
     if seed is not None:
         torch.manual_seed(seed)

@@ -58,6 +58,13 @@ class Transformer(nn.Module):
         tokenizer: its fast tokenizer.
         max_seq_length: longer inputs are truncated to this many tokens.
         do_lower_case: lower-case texts before tokenizing (old uncased checkpoints).
+
+    Example:
+        >>> from workbench.models import resolve_model_path
+        >>> bert = Transformer.load(resolve_model_path("all-MiniLM-L6-v2"))
+        >>> features = bert(dict(bert.tokenize(["A man is playing a guitar."])))
+        >>> bert.dim, tuple(features["token_embeddings"].shape)  # (batch, tokens, hidden)
+        (384, (1, 9, 384))
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, max_seq_length: int = 256, do_lower_case: bool = False):
@@ -218,6 +225,12 @@ class Pooling(nn.Module):
         dim: the token embedding size.
         mode: one of ``POOLING_MODES`` or a list of them (outputs are concatenated).
         include_prompt: whether prompt tokens count in the pooled average.
+
+    Example:
+        >>> tokens = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]])  # (batch, seq, dim)
+        >>> mask = torch.tensor([[1, 1, 0]])  # the last token is padding
+        >>> Pooling(2, ["mean", "max"])({"token_embeddings": tokens, "attention_mask": mask})["sentence_embedding"]
+        tensor([[2., 3., 3., 4.]])
     """
 
     def __init__(self, dim: int, mode: str | list[str] = "mean", include_prompt: bool = True):
@@ -326,6 +339,11 @@ class Dense(nn.Module):
         out_features: output size.
         activation: a short name (``"tanh"``), a dotted torch class path, or a module.
         bias: whether the linear layer has a bias.
+
+    Example:
+        >>> dense = Dense(4, 2, activation="tanh")
+        >>> dense({"sentence_embedding": torch.ones(3, 4)})["sentence_embedding"].shape, dense.dim
+        (torch.Size([3, 2]), 2)
     """
 
     def __init__(self, in_features: int, out_features: int, activation: str | nn.Module | None = "tanh", bias: bool = True):
@@ -379,7 +397,12 @@ class Dense(nn.Module):
 
 
 class Normalize(nn.Module):
-    """Scale each sentence embedding to unit length, so dot product equals cosine."""
+    """Scale each sentence embedding to unit length, so dot product equals cosine.
+
+    Example:
+        >>> Normalize()({"sentence_embedding": torch.tensor([[3.0, 4.0]])})["sentence_embedding"]
+        tensor([[0.6000, 0.8000]])
+    """
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         features["sentence_embedding"] = nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)

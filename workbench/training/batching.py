@@ -44,6 +44,17 @@ class TokenizedData:
         tokenizer: a fast tokenizer.
         max_seq_length: truncation length.
         label_column: the label column's name, if it is not one of the usual ones.
+
+    Example:
+        >>> from workbench.models import resolve_model_path
+        >>> from transformers import AutoTokenizer
+        >>> tok = AutoTokenizer.from_pretrained(str(resolve_model_path("all-MiniLM-L6-v2")))
+        >>> data = TokenizedData({"anchor": ["a cat", "a dog"], "positive": ["a kitten", "a puppy"]}, tok, 32)
+        >>> data.text_columns, len(data)
+        (['anchor', 'positive'], 2)
+        >>> features, labels = data.batch([0, 1], torch.device("cpu"))  # one dict per column
+        >>> features[0]["input_ids"].shape, labels is None
+        (torch.Size([2, 4]), True)
     """
 
     def __init__(self, data: Any, tokenizer: Any, max_seq_length: int, label_column: str | None = None):

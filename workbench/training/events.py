@@ -2,6 +2,19 @@
 
 The notebook curves, the CLI log line, ``metrics.jsonl`` and the tests all consume the same
 stream of small frozen records of plain numbers; none of them ever sees the trainer itself.
+
+Example:
+    >>> events = [Started(total_steps=100, examples=6400, batch_size=64),
+    ...           Step(step=50, epoch=0.5, loss=0.41, lr=2e-5, examples_per_s=800.0, elapsed_s=4.0, total_steps=100),
+    ...           Eval(step=50, epoch=0.5, metrics={"sts-dev_spearman_cosine": 0.81},
+    ...                primary="sts-dev_spearman_cosine", value=0.81, is_best=True)]
+    >>> for event in events:
+    ...     print(format_event(event))
+    training: 100 steps, 6400 examples, batch 64
+    step     50/100 | epoch 0.50 | loss 0.4100 | lr 2.00e-05 | 800 ex/s | 4s elapsed, ~4s left
+    eval step     50 | sts-dev_spearman_cosine 0.8100  (best so far)
+    >>> from_json(to_json(events[1])) == events[1]
+    True
 """
 
 from __future__ import annotations

@@ -68,7 +68,18 @@ def launch_rank() -> int:
 
 
 class RunDir:
-    """Files of one run. Only the main process writes."""
+    """Files of one run. Only the main process writes.
+
+    Example:
+        >>> import tempfile
+        >>> from workbench.training.events import Done, Started
+        >>> run = RunDir(Path(tempfile.mkdtemp()) / "demo")
+        >>> run.start({"lr": 2e-5})
+        >>> run.log(Started(total_steps=10, examples=640, batch_size=64))
+        >>> run.log(Done(step=10, reason="completed", elapsed_s=3.0))
+        >>> [(info.name, info.status, info.config) for info in list_runs(run.path.parent)]
+        [('demo', 'completed', {'lr': 2e-05})]
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()

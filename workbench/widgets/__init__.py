@@ -7,7 +7,10 @@ keeps callback exceptions in ``errors`` (also shown under the widget).
 Example:
     >>> from workbench import load_model
     >>> from workbench.widgets import SimilarityHeatmap
-    >>> SimilarityHeatmap(load_model("all-MiniLM-L6-v2"))  # doctest: +SKIP
+    >>> w = SimilarityHeatmap(load_model("all-MiniLM-L6-v2"), ["A man plays a guitar.", "Someone makes music."])
+    >>> w.z.round(1)  # what the heatmap shows; in a notebook, end the cell with ``w`` to see it
+    array([[1. , 0.5],
+           [0.5, 1. ]], dtype=float32)
 """
 
 from __future__ import annotations

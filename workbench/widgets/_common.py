@@ -216,6 +216,18 @@ class View:
     """Base of the workbench widgets: display the ``widget`` box, collect ``errors``.
 
     Subclasses set ``self.widget`` (an ipywidgets box holding :attr:`log`'s output).
+
+    Example:
+        >>> class Counter(View):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.button = widgets.Button(description="+1")
+        ...         self.button.on_click(self.log.guard(lambda _: 1 / 0, "click"))
+        ...         self.widget = widgets.VBox([self.button, self.log.output])
+        >>> w = Counter()
+        >>> w.button.click()  # the error is kept (and shown under the widget), not lost
+        >>> [type(e).__name__ for e in w.errors]
+        ['ZeroDivisionError']
     """
 
     widget: widgets.Widget
@@ -233,7 +245,13 @@ class View:
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
-    """A small HTML table; cells are escaped, floats shown with 4 decimals."""
+    """A small HTML table; cells are escaped, floats shown with 4 decimals.
+
+    Example:
+        >>> table = html_table(["text", "score"], [["a < b", 0.5]])
+        >>> "<td style='padding:2px 8px'>a &lt; b</td>" in table, "0.5000" in table
+        (True, True)
+    """
 
     def cell(value: Any) -> str:
         if isinstance(value, (float, np.floating)):
