@@ -171,7 +171,7 @@ def test_seed_b_runs_offline_from_the_hub_cache(seed_b_run):
     assert config["train"]["lr"] == 2e-5 and config["train"]["max_steps"] == 4
     assert config["loss"] == {"name": "MultipleNegativesRankingLoss", "params": {"scale": 20.0, "similarity": "cosine",
                                                                          "gather_across_devices": True}}
-    assert config["model"]["base"] == SEED_B_BASE
+    assert config["recipe"]["model"]["base"] == SEED_B_BASE  # the whole recipe as it ran
     assert config["data"]["all-nli"]["rows"] == 240
     assert config["data"]["all-nli"]["columns"] == ["anchor", "positive", "negative"]
 
