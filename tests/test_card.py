@@ -11,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from transformers import BertConfig
 
-from workbench import build_model
 from workbench.models import card as card_module
 from workbench.models.card import DatasetInfo, minimal_card, model_card, non_default
 
@@ -336,11 +334,9 @@ def test_minimal_card_still_parses():
 # --------------------------------------------------------------------------- with a real model
 
 
-def test_saved_card_does_not_break_loading(tmp_path: Path, minilm_path: Path):
+def test_saved_card_does_not_break_loading(tmp_path: Path, tiny_bert):
     st = pytest.importorskip("sentence_transformers")
-    config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-                        vocab_size=30522)
-    model = build_model(config, tokenizer=minilm_path, dense=16, normalize=True, seed=0, device="cpu")
+    model = tiny_bert(layers=1, dense=16, normalize=True)
     card = model_card(model, model_name="tiny: test", base_model="prajjwal1/bert-tiny", datasets=[SEED_B_DATA],
                       loss=SEED_B_LOSS, evaluations=SEED_B_EVALS, training_log=SEED_B_LOG,
                       widget_sentences=['A "quoted": sentence', "Another one."])

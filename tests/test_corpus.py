@@ -17,18 +17,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from transformers import BertConfig
 
-from workbench import build_model
 from workbench.corpus import ChunkDone, TextSource, encode_corpus
 
 N, CHUNK = 300, 64  # five chunks, the last one partial
 
 
 @pytest.fixture(scope="module")
-def tiny(minilm_path):
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    return build_model(cfg, tokenizer=minilm_path, max_seq_length=32, seed=0, device="cpu")
+def tiny(tiny_bert):
+    return tiny_bert(layers=2)
 
 
 def _texts(n: int = N) -> list[str]:
@@ -230,12 +227,10 @@ def test_source_errors(tmp_path):
 
 _KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    from transformers import BertConfig
-    from workbench import build_model
+    from workbench import load_model
     from workbench.corpus import encode_corpus
 
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    model = build_model(cfg, tokenizer=sys.argv[1], max_seq_length=32, seed=0, device="cpu")
+    model = load_model(sys.argv[1], device="cpu")  # the test's tiny model, saved
 
     def kill(event):
         if event.chunk == 2:
@@ -246,14 +241,15 @@ _KILL_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume(tiny, reference, minilm_path, tmp_path, monkeypatch):
+def test_sigkill_then_resume(tiny, reference, tmp_path, monkeypatch):
     source = tmp_path / "s.txt"
     source.write_text("\n".join(_texts()) + "\n", encoding="utf-8")
     script = tmp_path / "kill.py"
     script.write_text(_KILL_SCRIPT, encoding="utf-8")
     out = tmp_path / "e.npy"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    killed = subprocess.run([sys.executable, str(script), str(minilm_path), str(source), str(out)], env=env,
+    saved = tiny.save(tmp_path / "tiny")
+    killed = subprocess.run([sys.executable, str(script), str(saved), str(source), str(out)], env=env,
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not out.exists()

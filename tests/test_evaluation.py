@@ -7,7 +7,9 @@ WordPiece vocabulary written to a temporary folder), so nothing is downloaded.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,11 +56,11 @@ def _sts_data(n: int = 50) -> tuple[list[str], list[str], list[float]]:
     return s1, s2, scores
 
 
-def _build_st(folder: Path, seed: int, hidden: int = 32):
+def _build_st(folder: Path, seed: int, bert_config: Callable[..., Any], hidden: int = 32):
     """A random 2-layer BERT + mean pooling as a SentenceTransformer, without any download."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertModel, BertTokenizerFast
 
     folder.mkdir(parents=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
@@ -66,23 +68,16 @@ def _build_st(folder: Path, seed: int, hidden: int = 32):
     assert "[UNK]" not in tokenizer.tokenize(" ".join(WORDS))  # the vocabulary really is in use
     tokenizer.save_pretrained(str(folder))
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=hidden,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=64,
-    )
+    config = bert_config(layers=2, hidden=hidden, vocab_size=len(vocab), max_position_embeddings=64)
     BertModel(config).save_pretrained(str(folder))
     transformer = Transformer(str(folder))
     return SentenceTransformer(modules=[transformer, Pooling(hidden)], device="cpu")
 
 
 @pytest.fixture(scope="module")
-def st_models(tmp_path_factory: pytest.TempPathFactory):
+def st_models(tmp_path_factory: pytest.TempPathFactory, bert_config):
     root = tmp_path_factory.mktemp("tiny-st")
-    return _build_st(root / "student", seed=0), _build_st(root / "teacher", seed=1)
+    return _build_st(root / "student", 0, bert_config), _build_st(root / "teacher", 1, bert_config)
 
 
 # --------------------------------------------------------------------------- pure functions

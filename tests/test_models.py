@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig
 
 from workbench import EmbeddingModel, build_model, load_model
 from workbench.models import ModelNotFoundError, Pooling
@@ -32,23 +31,16 @@ def _st(path: Path):
     return st.SentenceTransformer(str(path), device="cpu")
 
 
-def _tiny_config(hidden: int = 128, layers: int = 2) -> BertConfig:
-    return BertConfig(
-        vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=4 * hidden, max_position_embeddings=512,
-    )
-
-
 @pytest.fixture(scope="module")
 def minilm(minilm_path: Path) -> EmbeddingModel:
     return load_model(str(minilm_path), device="cpu")
 
 
 @pytest.fixture(scope="module")
-def tiny_dense(minilm_path: Path) -> EmbeddingModel:
+def tiny_dense(tiny_bert) -> EmbeddingModel:
     """A bert-tiny-shaped model (2 layers, hidden 128, random weights) + Dense(128->256, tanh) + Normalize."""
-    return build_model(_tiny_config(), tokenizer=minilm_path, dense=256, activation="tanh", normalize=True,
-                       max_seq_length=128, seed=0, device="cpu").eval()
+    return tiny_bert(layers=2, hidden=128, config={"intermediate_size": 512}, dense=256, activation="tanh",
+                     normalize=True, max_seq_length=128)
 
 
 def test_packaged_model_matches_sentence_transformers(minilm, minilm_path):
@@ -116,8 +108,8 @@ def test_folder_saved_by_sentence_transformers_loads_here(mode, minilm_path, tmp
     assert np.abs(a - b).max() <= 1e-5
 
 
-def test_plain_hugging_face_folder_uses_mean_pooling_with_warning(tmp_path, minilm_path):
-    model = build_model(_tiny_config(64, 1), tokenizer=minilm_path, seed=1, device="cpu")
+def test_plain_hugging_face_folder_uses_mean_pooling_with_warning(tmp_path, tiny_bert):
+    model = tiny_bert(layers=1, hidden=64, seed=1)
     model.transformer.auto_model.save_pretrained(tmp_path / "hf")
     model.tokenizer.save_pretrained(tmp_path / "hf")
     with pytest.warns(UserWarning, match="mean pooling"):

@@ -16,18 +16,14 @@ import math
 import re
 import warnings
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.stats import pearsonr, spearmanr
-from transformers import BertConfig
 
-from workbench import build_model
 from workbench.data import DataError, load_file, load_stsb
 from workbench.evaluation import (
     MSEEvaluator,
@@ -46,13 +42,7 @@ def cases(n: int) -> settings:
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """On a busy machine a tiny model's forward runs ~30x faster on one thread (idle threads spin)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ===== encode =====================================================================================
@@ -61,9 +51,8 @@ MAX_LEN = 32
 
 
 @pytest.fixture(scope="module")
-def tiny(minilm_path: Path):
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    return build_model(cfg, tokenizer=minilm_path, max_seq_length=MAX_LEN, seed=0, device="cpu").eval()
+def tiny(tiny_bert):
+    return tiny_bert(layers=1, max_seq_length=MAX_LEN)
 
 
 any_text = st.text(max_size=40)  # every code point but lone surrogates: controls, RTL, combining, CJK, ...

@@ -21,51 +21,30 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from transformers import AutoConfig, AutoTokenizer, BertConfig, BertModel
+from transformers import AutoConfig
 
-from workbench import EmbeddingModel, build_model, load_model
+from workbench import EmbeddingModel, load_model
 from workbench.models.modules import make_activation
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """On a busy machine a tiny model's forward runs ~30x faster on one thread (idle threads spin)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TEXTS = ["a cat sits on the mat", "Émilie 🥞", ""]
 
 
-def _bert(hidden: int = 32) -> BertModel:
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=2 * hidden)
-    return BertModel(cfg).eval()
-
-
 @pytest.fixture(scope="module")
-def tokenizer(minilm_path: Path):
-    return AutoTokenizer.from_pretrained(str(minilm_path))
-
-
-@pytest.fixture(scope="module")
-def hf_folder(tmp_path_factory, tokenizer) -> Path:
+def hf_folder(tmp_path_factory, tiny_bert) -> Path:
     """A plain Hugging Face folder: config.json, model.safetensors, tokenizer files."""
     path = tmp_path_factory.mktemp("hf") / "bert"
-    _bert().save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    model = tiny_bert(layers=1)
+    model.transformer.auto_model.save_pretrained(path)
+    model.tokenizer.save_pretrained(path)
     return path
 
 
 @pytest.fixture(scope="module")
-def st_folder(tmp_path_factory, minilm_path) -> Path:
+def st_folder(tmp_path_factory, tiny_bert) -> Path:
     """A sentence-transformers folder: Transformer, Pooling, Dense, Normalize (random, hidden 32)."""
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    model = build_model(cfg, tokenizer=minilm_path, dense=16, normalize=True, max_seq_length=32, seed=0, device="cpu")
-    return model.save(tmp_path_factory.mktemp("st") / "model")
+    return tiny_bert(layers=1, dense=16, normalize=True).save(tmp_path_factory.mktemp("st") / "model")
 
 
 def _copy(src: Path, dst: Path) -> Path:
