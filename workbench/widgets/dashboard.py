@@ -29,8 +29,6 @@ from workbench.training.events import Done, Eval, Event, RunHistory, Started, St
 from workbench.training.runs import fresh_run_path, list_runs
 from workbench.widgets._common import View, html_table
 
-PRIMARY = "sts-dev_spearman_cosine"
-
 
 def _curves_figure(title: str = "") -> go.FigureWidget:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "STS-B dev spearman (cosine)"))
@@ -48,8 +46,9 @@ class LiveCurves(View):
     """Training loss and the primary evaluation metric, updated in place as events arrive.
 
     Args:
-        metric: the evaluation metric to plot (default STS-B dev spearman cosine; the event's
-            primary metric is used when this one is absent).
+        metric: the evaluation metric to plot; by default (and when a run does not report
+            this one) each evaluation's primary metric (``Eval.primary``, e.g. STS-B dev
+            spearman cosine).
         name: the legend name of this run.
 
     Example:
@@ -60,13 +59,14 @@ class LiveCurves(View):
         [10]
     """
 
-    def __init__(self, metric: str = PRIMARY, name: str = "this run") -> None:
+    def __init__(self, metric: str | None = None, name: str = "this run") -> None:
         super().__init__()
         self.metric = metric
         self.history = RunHistory()
         self.fig = _curves_figure()
         self.fig.add_scatter(x=[], y=[], mode="lines+markers", name=f"{name}: loss", row=1, col=1)
-        self.fig.add_scatter(x=[], y=[], mode="lines+markers", name=f"{name}: {metric}", row=1, col=2)
+        self.name = name
+        self.fig.add_scatter(x=[], y=[], mode="lines+markers", name=f"{name}: {metric or 'primary metric'}", row=1, col=2)
         self.progress = widgets.FloatProgress(
             value=0.0, min=0.0, max=1.0, description="progress", layout=widgets.Layout(width="60%")
         )
@@ -98,9 +98,12 @@ class LiveCurves(View):
                 f"{event.examples_per_s:,.0f} examples/s · ~{_minutes(left)} left"
             )
         elif isinstance(event, Eval):
-            key = self.metric if self.metric in event.metrics else (event.primary or self.metric)
+            key = self.metric if self.metric in event.metrics else event.primary
+            if key is None:
+                return
             steps, values = self.history.metric(key)
             with self.fig.batch_update():
+                self.fig.data[1].name = f"{self.name}: {key}"
                 self.fig.data[1].x = steps
                 self.fig.data[1].y = values
         elif isinstance(event, Done):
@@ -329,7 +332,7 @@ class TrainingDashboard(View):
                 self.compare_fig.add_scatter(
                     x=h.steps, y=h.losses, mode="lines", name=f"{run.name}: loss", row=1, col=1
                 )
-                steps, values = h.metric(h.primary or PRIMARY)
+                steps, values = h.metric(h.primary) if h.primary else ([], [])
                 self.compare_fig.add_scatter(
                     x=steps, y=values, mode="lines+markers", name=f"{run.name}: STS dev", row=1, col=2
                 )
