@@ -134,10 +134,13 @@ class TrainingDashboard(View):
 
     Example:
         >>> from workbench.recipes import load_recipe
-        >>> dash = TrainingDashboard(load_recipe("offline-b-mnrl-minilm"), runs_root="runs")  # doctest: +SKIP
-        >>> dash.lr.value = 1e-4                                                              # doctest: +SKIP
-        >>> dash.planned_recipe().train.lr                                                    # doctest: +SKIP
-        0.0001
+        >>> dash = TrainingDashboard(load_recipe("offline-b-mnrl-minilm").with_(train={"max_steps": 50}))
+        >>> dash.steps.value, dash.steps_note.value
+        (50, "the recipe's max_steps")
+        >>> dash.lr.value = 1e-4
+        >>> planned = dash.planned_recipe()
+        >>> planned.train.lr, planned.train.max_steps, planned.loss.params
+        (0.0001, 50, {'scale': 20.0})
     """
 
     def __init__(
