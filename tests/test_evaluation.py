@@ -17,6 +17,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 
 from workbench.evaluation import (
+    STS_FNS,
     MSEEvaluator,
     STSEvaluator,
     TripletEvaluator,
@@ -25,6 +26,7 @@ from workbench.evaluation import (
     sts_metrics,
     triplet_accuracy,
 )
+from workbench.similarity import SIMILARITY_FUNCTIONS
 
 WORDS = (
     "the a man woman child dog cat bird horse car bike train guitar piano ball park street "
@@ -112,6 +114,10 @@ def test_sts_metrics_match_scipy_on_hand_made_embeddings() -> None:
         assert got[key] == pytest.approx(value, abs=1e-6), key
     torch_got = sts_metrics(torch.from_numpy(e1), torch.from_numpy(e2), torch.from_numpy(gold))
     assert torch_got == pytest.approx(sts_metrics(e1, e2, gold), abs=1e-12)
+
+
+def test_sts_evaluator_scores_every_similarity_function_by_default() -> None:
+    assert sorted(STS_FNS) == sorted(SIMILARITY_FUNCTIONS) and len(STS_FNS) == len(SIMILARITY_FUNCTIONS)
 
 
 def test_sts_metrics_single_function_has_no_max_like_sentence_transformers() -> None:

@@ -36,11 +36,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.atomic import atomic_write_text
+from workbench.digest import hash_tensors, texts_digest
 from workbench.encoding import as_encode_fn
-from workbench.training.runs import atomic_write_text
 
 CHUNK_SIZE = 4096
-_FORMAT = "workbench-corpus-v1"
+_FORMAT = "workbench-corpus-v2"  # v2: sha256 chunk digests (workbench.digest)
 _END = object()
 _TEXT_SUFFIXES = {".txt": "txt", ".text": "txt", ".tsv": "tsv", ".tab": "tsv", ".csv": "csv",
                   ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -420,16 +421,6 @@ def _checked(part: Any, start: int) -> list[str]:
     return texts
 
 
-def _digest(texts: list[str]) -> str:
-    """A short digest of a chunk's texts, length-prefixed (["ab", "c"] != ["a", "bc"])."""
-    h = hashlib.blake2b(digest_size=8)
-    for text in texts:
-        data = text.encode("utf-8")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()
-
-
 # ----- the output file and its progress record ---------------------------------------------------
 def _side_files(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".progress.json")
@@ -503,11 +494,7 @@ def _model_key(model: Any) -> str:
         return f"{type(inner).__module__}.{getattr(inner, '__qualname__', type(inner).__qualname__)}"
     h = hashlib.sha256(repr(model).encode())
     with torch.no_grad():
-        for name, t in model.state_dict().items():
-            flat = t.detach().reshape(-1)
-            sample = flat[:: max(1, flat.numel() // 65536)].cpu().contiguous()
-            h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-            h.update(sample.view(torch.uint8).numpy().tobytes() if sample.numel() else b"")
+        hash_tensors(h, model.state_dict(), max_values=65536)
     return h.hexdigest()[:32]
 
 
@@ -550,7 +537,7 @@ def _encode_share(model: Any, job: _Job, rank: int, world: int, device: str | No
     """Encode chunks ``rank, rank + world, ...``, skipping those already on disk with the same texts."""
     encode = _encoder(model, job.batch_size, job.settings, device)
     for c, texts in job.source.chunks(job.chunk_size, wanted=lambda c: c % world == rank):
-        digest = _digest(texts)
+        digest = texts_digest(texts)
         if job.done.get(c) == digest:
             report(c, digest, len(texts), False)
             continue

@@ -40,8 +40,11 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
 from workbench.encoding import as_encode_fn
+from workbench.formatting import metric
 from workbench.similarity import canonical_fn_name, pairwise_similarity
 
+# All of workbench.similarity.SIMILARITY_FUNCTIONS, in the order sentence-transformers' STS evaluator
+# reports them (tests/test_evaluation.py checks that none is missing).
 STS_FNS: tuple[str, ...] = ("cosine", "manhattan", "euclidean", "dot")
 
 # Predicted scores whose spread is below this fraction of their magnitude count as constant.
@@ -200,12 +203,12 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
         named = any(prefix for prefix, _ in rows)
         header = (["evaluator"] if named else []) + ["function", "pearson", "spearman"]
         body = [
-            ([prefix] if named else []) + [fn, _fmt(row.get("pearson")), _fmt(row.get("spearman"))]
+            ([prefix] if named else []) + [fn, metric(row.get("pearson")), metric(row.get("spearman"))]
             for (prefix, fn), row in rows.items()
         ]
         blocks.append(_table(header, body, numeric_from=len(header) - 2))
     if others:
-        blocks.append(_table(["metric", "value"], [[k, _fmt(v)] for k, v in others], numeric_from=1))
+        blocks.append(_table(["metric", "value"], [[k, metric(v)] for k, v in others], numeric_from=1))
     return "\n\n".join(blocks)
 
 
@@ -541,12 +544,6 @@ def _column(dataset: Any, column: str) -> list[Any]:
         raise KeyError(f"column {column!r} not found; the data set has columns {list(names)}")
     values = dataset[column]
     return values.tolist() if hasattr(values, "tolist") else list(values)
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4f}"
 
 
 def _table(header: list[str], body: list[list[str]], numeric_from: int) -> str:

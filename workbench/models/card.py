@@ -18,9 +18,13 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from workbench.formatting import duration_words, metric, number
+from workbench.similarity import SIMILARITY_FUNCTIONS
+
 DEFAULT_SENTENCES = ("The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium.")
-SIMILARITY_NAMES = {"cosine": "Cosine Similarity", "dot": "Dot Product",
-                    "euclidean": "Euclidean Distance", "manhattan": "Manhattan Distance"}
+# As sentence-transformers' cards name them.
+SIMILARITY_NAMES = dict(zip(SIMILARITY_FUNCTIONS, ("Cosine Similarity", "Dot Product", "Euclidean Distance",
+                                                   "Manhattan Distance"), strict=True))
 # model-index (task type, task name) for each kind of evaluator, told apart by its metric names.
 TASK_STS = ("semantic-similarity", "Semantic Similarity")
 TASK_MSE = ("knowledge-distillation", "Knowledge Distillation")
@@ -193,7 +197,7 @@ def model_card(
     if hardware or training_seconds is not None:
         parts += ["### Training Hardware and Time", ""]
         parts += [f"- **Hardware:** {hardware}"] if hardware else []
-        parts += [f"- **Training time:** {_duration(training_seconds)}"] if training_seconds is not None else []
+        parts += [f"- **Training time:** {duration_words(training_seconds)}"] if training_seconds is not None else []
         parts += [""]
     parts += ["### Framework Versions", "", *(f"- {k}: {v}" for k, v in framework_versions().items()), ""]
     citations = {"Sentence Transformers": SBERT_BIB}
@@ -413,20 +417,13 @@ def _cell(value: Any) -> str:
     if hasattr(value, "tolist"):  # numpy arrays and tensors, e.g. a teacher embedding as label
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        shown = ", ".join(format(x, ".4f") if isinstance(x, float) else str(x) for x in value[:3])
+        shown = ", ".join(metric(x) if isinstance(x, float) else str(x) for x in value[:3])
         text = f"[{shown}, ...] ({len(value)} values)" if len(value) > 3 else f"[{shown}]"
     else:
-        text = format(value, ".4g") if isinstance(value, float) else str(value)
+        text = number(value)
     text = " ".join(text.split())
     text = text[:MAX_CELL].rstrip() + "..." if len(text) > MAX_CELL else text
     return html.escape(text).replace("|", "&#124;")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} seconds"
-    scaled = f"{seconds / 60:.1f} minutes" if seconds < 3600 else f"{seconds / 3600:.2f} hours"
-    return f"{scaled} ({seconds:.0f} s)"
 
 
 # --------------------------------------------------------------------------- a little YAML writer

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,11 +27,11 @@ import torch
 from torch import nn
 
 from workbench._version import __version__
+from workbench.atomic import replace_dir, temp_dir
 from workbench.encoding import encode_texts, pick_device
 from workbench.models.loading import read_modules, resolve_model_path
 from workbench.models.modules import Dense, Normalize, Pooling, Transformer
-
-SIMILARITY_FNS = ("cosine", "dot", "euclidean", "manhattan")
+from workbench.similarity import canonical_fn_name, similarity_matrix
 
 
 class EmbeddingModel(nn.Module):
@@ -42,7 +41,8 @@ class EmbeddingModel(nn.Module):
         modules: the chain, starting with a :class:`Transformer`.
         prompts: named prompts (e.g. ``{"query": "query: "}``) prepended to texts on request.
         default_prompt_name: the prompt used when ``encode`` names none.
-        similarity_fn_name: the similarity the model was trained for (``"cosine"`` by default).
+        similarity_fn_name: the similarity the model was trained for, one of
+            :data:`workbench.similarity.SIMILARITY_FUNCTIONS` (``"cosine"`` by default).
 
     Example:
         >>> import tempfile
@@ -74,10 +74,7 @@ class EmbeddingModel(nn.Module):
         self.layers = nn.ModuleList(modules)
         self.prompts = dict(prompts or {})
         self.default_prompt_name = default_prompt_name
-        fn = similarity_fn_name or "cosine"
-        if fn not in SIMILARITY_FNS:
-            raise ValueError(f"similarity_fn_name={fn!r}; choose from {', '.join(SIMILARITY_FNS)}")
-        self.similarity_fn_name = fn
+        self.similarity_fn_name = canonical_fn_name(similarity_fn_name or "cosine")
         self.source: str | None = None  # where the model was loaded from, for cards and logs
 
     # ----- structure -------------------------------------------------------------------------
@@ -215,8 +212,6 @@ class EmbeddingModel(nn.Module):
 
     def similarity(self, a: Any, b: Any = None) -> np.ndarray:
         """The full similarity matrix with this model's similarity function."""
-        from workbench.similarity import similarity_matrix
-
         return similarity_matrix(a, b, fn=self.similarity_fn_name)
 
     # ----- save / load -----------------------------------------------------------------------
@@ -236,8 +231,7 @@ class EmbeddingModel(nn.Module):
         from workbench.models.card import minimal_card
 
         path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.saving-", dir=path.parent))
+        tmp = temp_dir(path)
         try:
             entries = []
             for idx, module in enumerate(self.layers):
@@ -254,7 +248,7 @@ class EmbeddingModel(nn.Module):
                 "similarity_fn_name": self.similarity_fn_name,
             })
             (tmp / "README.md").write_text(card if card is not None else minimal_card(self), encoding="utf-8")
-            _replace_dir(tmp, path)
+            replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -379,16 +373,3 @@ def _versions() -> dict[str, str]:
 
 def _write(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move a finished folder into place; an existing one is swapped out, then removed."""
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)

@@ -11,7 +11,7 @@ Example:
     >>> for event in events:
     ...     print(format_event(event))
     training: 100 steps, 6400 examples, batch 64
-    step     50/100 | epoch 0.50 | loss 0.4100 | lr 2.00e-05 | 800 ex/s | 4s elapsed, ~4s left
+    step     50/100 | epoch 0.50 | loss 0.4100 | lr 2.00e-05 | 800 ex/s | 4.0s elapsed, ~4.0s left
     eval step     50 | sts-dev_spearman_cosine 0.8100  (best so far)
     >>> from_json(to_json(events[1])) == events[1]
     True
@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from workbench.formatting import duration, metric
 
 
 @dataclass(frozen=True)
@@ -177,26 +179,17 @@ def format_event(event: Event) -> str:
     if isinstance(event, Step):
         left = (event.total_steps - event.step) * event.elapsed_s / max(event.step, 1)
         return (f"step {event.step:>6}/{event.total_steps} | epoch {event.epoch:.2f} | loss {event.loss:.4f} | "
-                f"lr {event.lr:.2e} | {event.examples_per_s:,.0f} ex/s | {_duration(event.elapsed_s)} elapsed, ~{_duration(left)} left")
+                f"lr {event.lr:.2e} | {event.examples_per_s:,.0f} ex/s | {duration(event.elapsed_s)} elapsed, ~{duration(left)} left")
     if isinstance(event, Eval):
         if event.primary and event.value is not None:
             best = "  (best so far)" if event.is_best else ""
-            return f"eval step {event.step:>6} | {event.primary} {event.value:.4f}{best}"
-        return f"eval step {event.step:>6} | " + ", ".join(f"{k} {v:.4f}" for k, v in event.metrics.items())
+            return f"eval step {event.step:>6} | {event.primary} {metric(event.value)}{best}"
+        return f"eval step {event.step:>6} | " + ", ".join(f"{k} {metric(v)}" for k, v in event.metrics.items())
     if isinstance(event, Checkpoint):
         return f"checkpoint step {event.step} -> {event.path}"
     if isinstance(event, Done):
-        best = f"; best {event.best_value:.4f} at step {event.best_step}" if event.best_value is not None else ""
+        best = f"; best {metric(event.best_value)} at step {event.best_step}" if event.best_value is not None else ""
         saved = f"; model saved to {event.model_path}" if event.model_path else ""
         error = f": {event.error}" if event.error else ""
-        return f"done ({event.reason}{error}) after {event.step} steps in {_duration(event.elapsed_s)}{best}{saved}"
+        return f"done ({event.reason}{error}) after {event.step} steps in {duration(event.elapsed_s)}{best}{saved}"
     return repr(event)
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -8,8 +8,8 @@
       model/             # the final model with its card
 
 Every file and folder is written aside and renamed into place, and a folder is renamed aside
-before it is deleted: a crash never leaves a half-written or half-deleted folder under a name
-that a resume would read.
+before it is deleted (:mod:`workbench.atomic`, which names what is aside): a crash never leaves a
+half-written or half-deleted folder under a name that a resume would read.
 """
 
 from __future__ import annotations
@@ -17,49 +17,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from workbench.atomic import atomic_write_text, discard_dir, remove_leftovers, temp_dir
 from workbench.training.events import Event, RunHistory, to_json
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file aside and rename it into place: readers see the old or the new file, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def discard_dir(path: Path) -> None:
-    """Delete a folder, renaming it aside first: readers see it whole or not at all, never half-deleted."""
-    if not path.exists():
-        return
-    trash = path.with_name(f".{path.name}.deleting-{uuid.uuid4().hex[:8]}")
-    os.replace(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _remove_leftovers(folder: Path, patterns: list[str]) -> None:
-    """Delete the files and folders in ``folder`` matching ``patterns`` (what a crash left aside)."""
-    for pattern in patterns if folder.is_dir() else []:
-        for old in folder.glob(pattern):
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
 
 
 def launch_rank() -> int:
@@ -97,17 +62,15 @@ class RunDir:
         self.clear_checkpoints()
 
     def remove_leftovers(self) -> None:
-        """Delete what a killed writer left aside: half-written models and checkpoints (``.model.saving-*``,
-        ``.best.saving-*``, ``checkpoints/.step-*``), folders swapped out or being deleted
-        (``.best.old-*``, ``.*.deleting-*``) and temporary files of atomic writes. Only files of
-        these names are touched, and only when no process is writing the run (before it starts or
-        resumes); nothing under a final name is ever among them.
+        """Delete what a killed writer left aside beside the run's files and folders and beside each
+        checkpoint: half-written models and checkpoints, folders swapped out or being deleted, temporary
+        files of atomic writes (``.model.saving-*``, ``.best.old-*``, ``checkpoints/.step-0000120.saving-*``,
+        ``.metrics.jsonl.writing-*``...: the one naming rule of :mod:`workbench.atomic`). Call it only when
+        no process is writing the run (before it starts or resumes); nothing under a final name is touched.
         """
-        patterns = [f".{name}.{kind}-*" for name in ("model", "best", "checkpoints")
-                    for kind in ("saving", "old", "deleting")]
-        patterns += [f".{name}.*" for name in ("config.json", "metrics.jsonl")]
-        _remove_leftovers(self.path, patterns)
-        _remove_leftovers(self.checkpoints, [".step-*"])
+        remove_leftovers(self.path, [self.model_path.name, self.best_path.name, self.checkpoints.name,
+                                     "config.json", self.metrics_path.name])
+        remove_leftovers(self.checkpoints, ["step-*"])
 
     def log(self, event: Event) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
@@ -132,7 +95,7 @@ class RunDir:
     def save_checkpoint(self, step: int, model: Any, state: dict[str, Any], keep: int) -> Path:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         final = self.checkpoints / f"step-{step:07d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:07d}.", dir=self.checkpoints))
+        tmp = temp_dir(final)
         try:
             model.save(tmp / "model", card="")
             torch.save(state, tmp / "trainer_state.pt")
@@ -171,7 +134,7 @@ class RunDir:
 
     def clear_checkpoints(self) -> None:
         discard_dir(self.checkpoints)
-        _remove_leftovers(self.path, [f".{self.checkpoints.name}.deleting-*"])
+        remove_leftovers(self.path, [self.checkpoints.name])
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from workbench.encoding import as_encode_fn
+from workbench.formatting import metric
 
 
 class EmbeddingCache:
@@ -255,7 +256,7 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: st
 
     def cell(value: Any) -> str:
         if isinstance(value, (float, np.floating)):
-            return f"{value:.4f}"
+            return metric(float(value))
         return html.escape(str(value))
 
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(h)}</th>" for h in header)

@@ -1,12 +1,10 @@
 """Similarity heatmaps: sentences × sentences, queries × corpus, and two models side by side.
 
 The numbers drawn are exactly :func:`workbench.similarity.similarity_matrix` of the encoder's
-embeddings; the widgets only cache embeddings (per model and sentence) and draw.
-
-Colour scales are fixed so that two pictures can be compared: cosine always spans [−1, 1].
-The other functions have no natural bound, so their range is taken from the data on screen
-(and the title says so): dot products symmetric around 0, negated distances from the lowest
-value to 0.
+embeddings; the widgets only cache embeddings (per model and sentence) and draw, with the figure
+builders of :mod:`workbench.figures` (the report's too). Colour scales are fixed so that two
+pictures can be compared: cosine always spans [−1, 1]; the other functions take their range from
+the data on screen, and the title says so.
 """
 
 from __future__ import annotations
@@ -21,6 +19,14 @@ import plotly.graph_objects as go
 from plotly.graph_objects import FigureWidget
 from plotly.subplots import make_subplots
 
+from workbench.figures import (
+    color_range,
+    colorscale,
+    draw_similarity,
+    fill_heatmap,
+    label_ticks,
+    similarity_figure,
+)
 from workbench.similarity import SIMILARITY_FUNCTIONS, canonical_fn_name, similarity_matrix
 from workbench.widgets._common import EmbeddingCache, View, encoder_name, resolve_models
 
@@ -31,72 +37,6 @@ EXAMPLE_SENTENCES: tuple[str, ...] = (
     "A person is cutting vegetables.",
     "The stock market fell sharply today.",
 )
-
-# Above this many cells the values are not written into the cells (they would not fit).
-_MAX_ANNOTATED_CELLS = 400
-_LABEL_CHARS = 32
-
-
-def color_range(fn: str, *matrices: np.ndarray) -> tuple[float, float, str]:
-    """The colour range for similarity scores of function ``fn``.
-
-    Args:
-        fn: a similarity function name.
-        *matrices: the score matrices that share the scale (for the data-based ranges).
-
-    Returns:
-        ``(zmin, zmax, note)``; ``note`` is empty for the fixed cosine range and otherwise says
-        that the range comes from the data shown.
-    """
-    name = canonical_fn_name(fn)
-    if name == "cosine":
-        return -1.0, 1.0, ""
-    values = (
-        np.concatenate([np.asarray(m, dtype=np.float64).ravel() for m in matrices])
-        if matrices
-        else np.zeros(1)
-    )
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        values = np.zeros(1)
-    if name == "dot":
-        bound = float(np.abs(values).max()) or 1.0
-        return -bound, bound, f"colour range ±{bound:.3g} from the data shown"
-    low = float(values.min())  # negated distances: 0 is identical
-    low = low if low < 0 else -1.0
-    return low, 0.0, f"colour range [{low:.3g}, 0] from the data shown"
-
-
-def _colorscale(fn: str) -> str:
-    # Signed scores get a diverging scale around 0; negated distances a sequential one.
-    return "RdBu_r" if canonical_fn_name(fn) in ("cosine", "dot") else "Viridis"
-
-
-def _short(text: str, n: int = _LABEL_CHARS) -> str:
-    return html.escape(text if len(text) <= n else text[: n - 1] + "…")
-
-
-def _hover_texts(rows: Sequence[str], cols: Sequence[str]) -> list[list[str]]:
-    r = [html.escape(t) for t in rows]
-    c = [html.escape(t) for t in cols]
-    return [[f"{a}<br>{b}" for b in c] for a in r]
-
-
-def _fill(trace: Any, z: np.ndarray, rows: Sequence[str], cols: Sequence[str], fn: str) -> None:
-    """Write a score matrix into a heatmap trace (call inside ``fig.batch_update()``)."""
-    trace.z = z
-    trace.x = list(range(len(cols)))
-    trace.y = list(range(len(rows)))
-    trace.text = _hover_texts(rows, cols)
-    trace.texttemplate = "%{z:.2f}" if z.size <= _MAX_ANNOTATED_CELLS else ""
-    trace.hovertemplate = f"%{{text}}<br>{canonical_fn_name(fn)}: %{{z:.4f}}<extra></extra>"
-
-
-def _ticks(axis: Any, labels: Sequence[str] | None, n: int) -> None:
-    axis.tickmode = "array"
-    axis.tickvals = list(range(n))
-    axis.ticktext = [_short(t) for t in labels] if labels is not None else [str(i) for i in range(n)]
-
 
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
@@ -158,14 +98,7 @@ class SimilarityHeatmap(View):
         self.model = (
             widgets.Dropdown(options=names, value=names[0], description="model") if len(names) > 1 else None
         )
-        self.fig = FigureWidget(
-            data=[go.Heatmap(z=[[0.0]])],
-            layout=go.Layout(
-                margin=dict(l=10, r=10, t=60, b=10),
-                yaxis=dict(autorange="reversed", automargin=True),
-                xaxis=dict(automargin=True, tickangle=-30),
-            ),
-        )
+        self.fig = FigureWidget(similarity_figure(np.zeros((0, 0)), []))
         self.z = np.zeros((0, 0))
         controls = [c for c in (self.fn, self.model) if c is not None]
         for control in (self.text, self.corpus_text, *controls):
@@ -205,17 +138,8 @@ class SimilarityHeatmap(View):
             z = z + 0.0  # −0.0 (a negated zero distance) would be written "−0.00"
         else:
             z = np.zeros((len(rows), len(cols)), dtype=np.float32)
-        zmin, zmax, note = color_range(fn, z)
-        title = f"{fn} similarity · {html.escape(self.model_name)}" + (
-            f"<br><sup>{note}</sup>" if note else ""
-        )
         with self.fig.batch_update():
-            _fill(self.fig.data[0], z, rows, cols, fn)
-            _ticks(self.fig.layout.yaxis, rows, len(rows))
-            _ticks(self.fig.layout.xaxis, cols, len(cols))
-            self.fig.data[0].update(zmin=zmin, zmax=zmax, colorscale=_colorscale(fn))
-            self.fig.layout.title = dict(text=title)
-            self.fig.layout.height = max(320, 120 + 36 * len(rows))
+            draw_similarity(self.fig, z, rows, cols, fn, title=f"{fn} similarity · {html.escape(self.model_name)}")
         self.z = z
 
 
@@ -302,20 +226,20 @@ class CompareHeatmaps(View):
         bar = dict(orientation="h", y=-0.12, yanchor="top", len=0.6, thickness=12)
         with self.fig.batch_update():
             for trace, z in zip(self.fig.data, (a, b, diff), strict=True):
-                _fill(trace, z, rows, rows, fn)
+                fill_heatmap(trace, z, rows, rows, fn)
             self.fig.data[
                 2
             ].hovertemplate = f"%{{text}}<br>{self.labels[0]} − {self.labels[1]}: %{{z:.4f}}<extra></extra>"
             for i, axis in enumerate(("xaxis", "xaxis2", "xaxis3")):
-                _ticks(self.fig.layout[axis], None, len(rows))
-                _ticks(
+                label_ticks(self.fig.layout[axis], None, len(rows))
+                label_ticks(
                     self.fig.layout["yaxis" if i == 0 else f"yaxis{i + 1}"],
                     rows if i == 0 else None,
                     len(rows),
                 )
             # A and B share one fixed scale (one colour bar); the difference is symmetric around 0.
             for trace in self.fig.data[:2]:
-                trace.update(zmin=zmin, zmax=zmax, colorscale=_colorscale(fn), colorbar={**bar, "x": 0.33})
+                trace.update(zmin=zmin, zmax=zmax, colorscale=colorscale(fn), colorbar={**bar, "x": 0.33})
             self.fig.data[2].update(
                 zmin=-bound, zmax=bound, colorscale="RdBu_r", colorbar={**bar, "x": 0.84, "len": 0.3}
             )

@@ -18,16 +18,13 @@ from typing import Any, NamedTuple
 
 import ipywidgets as widgets
 import numpy as np
-import plotly.graph_objects as go
 from plotly.graph_objects import FigureWidget  # not lazily: its import takes seconds, once
 
+from workbench.figures import WEBGL_ABOVE, group_indices, hover_texts, projection_figure, scatter_trace
+from workbench.formatting import duration
 from workbench.projection import MIN_UMAP_POINTS, Projection
 from workbench.widgets._common import EmbeddingCache, LatestJob, View, html_table
 
-# More label values than this are drawn as the largest groups plus one "other" trace.
-MAX_GROUPS = 20
-# Above this many points 2-D scatters use WebGL (Scattergl): SVG gets slow to hover.
-WEBGL_ABOVE = 2000
 _CACHED_LAYOUTS = 16
 
 
@@ -140,9 +137,7 @@ class Projector(View):
         )
         self.status = widgets.HTML()
         self.neighbors = widgets.HTML("<i>click a point to list its nearest neighbours</i>")
-        self.fig = FigureWidget(
-            layout=go.Layout(title=dict(text=title), height=560, legend=dict(itemsizing="constant"))
-        )
+        self.fig = FigureWidget(projection_figure(np.zeros((0, 2)), [], title=title))  # traces: _rebuild
         self.webgl = n > WEBGL_ABOVE
 
         guard = self.log.guard
@@ -223,7 +218,7 @@ class Projector(View):
                     for trace, idx in zip(self.fig.data, self._groups, strict=False):
                         _set_xyz(trace, coords[idx])
                     self._draw_overlays()
-        took = f" · {seconds:.1f} s" if seconds is not None else ""
+        took = f" · {duration(seconds)}" if seconds is not None else ""
         self.status.value = f"{self._describe()}{took}"
 
     def _describe(self) -> str:
@@ -235,7 +230,7 @@ class Projector(View):
     def _rebuild(self) -> None:
         """Replace all traces (needed when the dimension or the colouring changes)."""
         with self._fig_lock:
-            groups = _groups(self.label_column())
+            groups = group_indices(self.label_column())
             self._groups = [idx for _, idx in groups]
             size = 14 if self.coords.shape[1] == 2 else 7
             ring = dict(size=size, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))
@@ -253,22 +248,7 @@ class Projector(View):
                 self._draw_overlays()
 
     def _scatter(self, name: str, idx: Sequence[int], marker: dict[str, Any] | None = None) -> Any:
-        idx = np.asarray(idx, dtype=np.int64)
-        three = self.coords.shape[1] == 3
-        kind = go.Scatter3d if three else (go.Scattergl if self.webgl else go.Scatter)
-        xyz = self.coords[idx]
-        extra = {"z": xyz[:, 2]} if three else {}
-        return kind(
-            x=xyz[:, 0],
-            y=xyz[:, 1],
-            **extra,
-            mode="markers",
-            name=name,
-            customdata=idx,
-            text=[self.texts[i] for i in idx],
-            hovertemplate="%{text}<extra>%{fullData.name}</extra>",
-            marker=marker or dict(size=3 if three else 6, opacity=0.8),
-        )
+        return scatter_trace(self.coords, self.texts, idx, name, marker=marker, webgl=self.webgl)
 
     def _draw_overlays(self) -> None:
         """Move the "matches" and "selected" traces onto the current coordinates."""
@@ -277,7 +257,7 @@ class Projector(View):
         for trace, idx in ((matches, self.matches), (selected, np.asarray(chosen, dtype=np.int64))):
             _set_xyz(trace, self.coords[idx])
             trace.customdata = idx
-            trace.text = [self.texts[i] for i in idx]
+            trace.text = hover_texts(self.texts, idx)
         matches.name = f"matches ({len(self.matches)})"
 
     # ----- interaction ------------------------------------------------------------------------
@@ -396,19 +376,6 @@ def _label_columns(labels: Any, n: int) -> dict[str, list[str]]:
             raise ValueError(f"labels column {name!r} has {len(values)} values for {n} texts")
         out[str(name)] = values
     return out
-
-
-def _groups(column: Sequence[str]) -> list[tuple[str, np.ndarray]]:
-    """(name, indices) per label value, largest first; past MAX_GROUPS the rest is "other"."""
-    values, inverse, counts = np.unique(
-        np.asarray(column, dtype=object), return_inverse=True, return_counts=True
-    )
-    order = np.argsort(-counts, kind="stable")
-    keep, rest = order[:MAX_GROUPS], order[MAX_GROUPS:]
-    groups = [(str(values[g]), np.flatnonzero(inverse == g)) for g in keep]
-    if len(rest):
-        groups.append(("other", np.flatnonzero(np.isin(inverse, rest))))
-    return groups
 
 
 def _set_xyz(trace: Any, xyz: np.ndarray) -> None:

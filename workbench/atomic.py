@@ -1,0 +1,118 @@
+"""Writing files and folders so that a crash never leaves a half-written one under its final name.
+
+Everything is written aside and renamed into place; a folder is renamed aside before it is
+deleted. What is aside has one naming rule, so that whoever finds it after a crash can tell it
+from real output: the temporary of ``folder/NAME`` is ``folder/.NAME.KIND-RANDOM`` where KIND says
+why it is there (:data:`KINDS`): ``writing`` (a file being written), ``saving`` (a folder being
+filled), ``old`` (a folder swapped out by a new one), ``deleting`` (a folder being removed).
+:func:`remove_leftovers` deletes exactly those names, and nothing else.
+
+Example:
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> atomic_write_text(folder / "config.json", "{}\\n")
+    >>> aside(folder / "model", "saving").name.startswith(".model.saving-")
+    True
+    >>> _ = temp_dir(folder / "model")  # a save that a crash interrupted
+    >>> sorted(p.name for p in folder.iterdir())[0].startswith(".model.saving-")
+    True
+    >>> remove_leftovers(folder, ["model"])
+    >>> sorted(p.name for p in folder.iterdir())
+    ['config.json']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+KINDS = ("writing", "saving", "old", "deleting")
+
+
+def _prefix(path: Path, kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return f".{path.name}.{kind}-"
+
+
+def aside(path: Path, kind: str) -> Path:
+    """A fresh name beside ``path`` for it to be ``kind`` (``.NAME.KIND-RANDOM``); nothing is created."""
+    return path.with_name(_prefix(path, kind) + uuid.uuid4().hex[:8])
+
+
+def temp_dir(path: Path) -> Path:
+    """Create an empty folder beside ``path`` to be filled and then renamed to ``path`` (:func:`replace_dir`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=_prefix(path, "saving"), dir=path.parent))
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; when the block ends without error it is synced to disk
+    and renamed to ``path``, else removed. Readers see the old file or the new one, never half of one.
+
+    Args:
+        path: the file to write.
+        mode: ``"w"`` (text, UTF-8) or ``"wb"``.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path, "writing"), dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file aside and rename it into place (see :func:`atomic_open`)."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move a finished folder ``src`` to ``dst``; an existing ``dst`` is renamed aside, then removed."""
+    if dst.exists():
+        old = aside(dst, "old")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def discard_dir(path: Path) -> None:
+    """Delete a folder, renaming it aside first: readers see it whole or not at all, never half-deleted."""
+    if not path.exists():
+        return
+    trash = aside(path, "deleting")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_leftovers(folder: Path, names: Iterable[str]) -> None:
+    """Delete what a killed writer left aside in ``folder`` for each of ``names`` (glob patterns of
+    final names, e.g. ``"model"`` or ``"step-*"``): the ``.NAME.KIND-*`` files and folders, of every
+    kind. Call it only when no process is writing there."""
+    if not folder.is_dir():
+        return
+    for name in names:
+        for kind in KINDS:
+            for old in folder.glob(f".{name}.{kind}-*"):
+                if old.is_dir() and not old.is_symlink():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    old.unlink(missing_ok=True)
