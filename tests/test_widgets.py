@@ -11,6 +11,7 @@ import pytest
 from plotly.callbacks import Points
 from scipy.spatial.distance import cdist
 
+from workbench.figures import projection_figure, similarity_figure
 from workbench.projection import Projection
 from workbench.similarity import paraphrase_pairs, similarity_matrix, top_k
 from workbench.widgets import (
@@ -131,7 +132,29 @@ def test_a_failing_callback_is_shown_and_kept():
     assert w.fig.data[0].z.shape == (2, 2) and len(w.errors) == 1
 
 
+def test_heatmap_draws_what_the_report_figure_draws():
+    w = SimilarityHeatmap(bow, SENTENCES[:3], fn="dot")
+    fig = similarity_figure(w.z, SENTENCES[:3], title=f"dot similarity · {w.model_name}", fn="dot")
+    for key in ("zmin", "zmax", "colorscale", "text", "hovertemplate", "texttemplate"):
+        assert w.fig.data[0][key] == fig.data[0][key], key
+    np.testing.assert_allclose(w.fig.data[0].z, fig.data[0].z)
+    assert w.fig.layout.title.text == fig.layout.title.text and w.fig.layout.height == fig.layout.height
+    assert w.fig.layout.yaxis.ticktext == fig.layout.yaxis.ticktext
+
+
 # ----- projector -------------------------------------------------------------------------------
+def test_projector_draws_what_the_report_figure_draws():
+    labels = [t.split()[1] for t in TEXTS]
+    w = Projector(noise, TEXTS, labels=labels, method="pca", background=False)
+    fig = projection_figure(w.coords, TEXTS, labels)
+    shown = w.fig.data[:-2]  # then the "matches" and "selected" overlays
+    assert [t.name for t in shown] == [t.name for t in fig.data]
+    for ours, theirs in zip(shown, fig.data, strict=True):
+        assert list(ours.customdata) == list(theirs.customdata) and ours.text == theirs.text
+        np.testing.assert_allclose(np.c_[ours.x, ours.y], np.c_[theirs.x, theirs.y])
+        assert type(ours) is type(theirs) and ours.marker == theirs.marker
+
+
 def _points(w: Projector) -> dict[int, tuple[str, tuple[float, ...]]]:
     """index -> (hover text, coordinates) over the label traces."""
     out = {}

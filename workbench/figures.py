@@ -250,7 +250,7 @@ def metric_key(history: RunHistory, metric: str | None = None) -> str | None:
 
 def curves_figure(
     history: RunHistory | None = None, metric: str | None = None, title: str = "", *,
-    metric_title: str | None = None, name: str | None = None,
+    metric_title: str | None = None, name: str = "", legend: bool = False,
 ) -> go.Figure:
     """Training loss (left) and one evaluation metric (right) against the step.
 
@@ -260,7 +260,8 @@ def curves_figure(
         metric: the evaluation metric (the run's primary metric when it does not report this one).
         title: the figure title.
         metric_title: the right panel's title; by default the metric's key.
-        name: the run's name in the legend (then shown); no legend by default.
+        name: the run's name, in front of its traces' names.
+        legend: show the legend (below the panels), e.g. when several runs share the figure.
 
     Example:
         >>> from workbench.training import Eval, Step
@@ -276,10 +277,10 @@ def curves_figure(
     fig.update_xaxes(title_text="step")
     fig.update_layout(
         title=title or None, height=360, margin=dict(l=40, r=10, t=70, b=40),
-        showlegend=name is not None, legend=dict(orientation="h", y=-0.2),
+        showlegend=legend, legend=dict(orientation="h", y=-0.2),
     )
     if history is not None:
-        add_curves(fig, history, name or "", metric)
+        add_curves(fig, history, name, metric)
     return fig
 
 
