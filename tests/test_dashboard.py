@@ -94,7 +94,7 @@ def test_start_runs_with_the_controls_settings(recipe, tmp_path):
     assert config["loss"]["params"]["scale"] == 10.0
     # the comparison view reloads the run from disk: its curves and a row of settings and scores
     names = [t.name for t in dash.compare_fig.data]
-    assert names == [f"{runs[0].name}: loss", f"{runs[0].name}: STS dev"]
+    assert names == [f"{runs[0].name}: loss", f"{runs[0].name}: sts-dev_spearman_cosine"]
     assert list(dash.compare_fig.data[0].x) == list(range(1, 13))
     assert runs[0].name in dash.table.value and "completed" in dash.table.value
     assert not dash.start.disabled and dash.stop.disabled

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,15 +47,10 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
     """Write aside, then rename: an interrupted write never leaves a truncated file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from workbench.atomic import atomic_open
+
+    with atomic_open(path, "wb") as fh:
+        np.save(fh, array)
 
 
 def cmd_encode(args: argparse.Namespace) -> int:

@@ -30,11 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from workbench.atomic import atomic_write_text
+from workbench.digest import array_digest, hash_tensors, hash_texts
 from workbench.evaluation import MSEEvaluator, STSEvaluator
 from workbench.losses import MSELoss
 from workbench.models import Dense, EmbeddingModel, Normalize, Pooling, build_model, load_model, pick_device
 from workbench.training import Event, TrainConfig, Trainer
-from workbench.training.runs import atomic_write_text
 
 CACHE_ENV = "WORKBENCH_CACHE"
 BERT_TINY = {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 2, "intermediate_size": 512}
@@ -65,10 +66,7 @@ def teacher_fingerprint(teacher: EmbeddingModel) -> str:
         h.update(json.dumps([type(module).__name__, settings], sort_keys=True, default=str).encode())
     h.update(json.dumps([teacher.prompts, teacher.default_prompt_name], sort_keys=True).encode())
     h.update(_tokenizer_fingerprint(teacher.tokenizer).encode())
-    for name, tensor in teacher.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    hash_tensors(h, teacher.state_dict())
     return h.hexdigest()
 
 
@@ -87,11 +85,7 @@ def cache_key(teacher: EmbeddingModel, sentences: Sequence[str]) -> str:
     """sha256 over the teacher's fingerprint and the exact texts, in order."""
     h = hashlib.sha256(_KEY_VERSION)
     h.update(teacher_fingerprint(teacher).encode())
-    h.update(len(sentences).to_bytes(8, "little"))
-    for text in sentences:
-        data = text.encode("utf-8")
-        h.update(len(data).to_bytes(8, "little"))  # length-prefixed: ["ab", "c"] != ["a", "bc"]
-        h.update(data)
+    hash_texts(h, sentences)  # length-prefixed: ["ab", "c"] != ["a", "bc"]
     return h.hexdigest()
 
 
@@ -149,7 +143,7 @@ def teacher_embeddings(
     # computation resumes at its first unfinished chunk (with several GPUs, one process per GPU).
     result = encode_corpus(model, texts, encoded, chunk_size=chunk_size, batch_size=batch_size, progress=progress)
     embeddings = result.array(mmap=False)  # (n, dim), read once: checksummed and returned
-    record = {"shape": [n, dim], "dtype": "float32", "sha256": _digest(embeddings), "teacher": model.source, "texts": n}
+    record = {"shape": [n, dim], "dtype": "float32", "sha256": array_digest(embeddings), "teacher": model.source, "texts": n}
     atomic_write_text(meta, json.dumps(record, indent=2) + "\n")  # meta first: a lone .npy is never trusted
     os.replace(encoded, final)
     return embeddings
@@ -162,21 +156,13 @@ def _read_cache(path: Path, meta_path: Path, shape: tuple[int, int]) -> np.ndarr
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         arr = np.load(path, allow_pickle=False)
-        ok = arr.shape == shape and list(shape) == meta["shape"] and arr.dtype == np.float32 and _digest(arr) == meta["sha256"]
+        ok = arr.shape == shape and list(shape) == meta["shape"] and arr.dtype == np.float32 and array_digest(arr) == meta["sha256"]
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         ok = False
     if not ok:
         warnings.warn(f"teacher cache {path} is corrupt or truncated; recomputing it", UserWarning, stacklevel=3)
         return None
     return arr
-
-
-def _digest(arr: np.ndarray, rows: int = 8192) -> str:
-    """sha256 of a C-contiguous array's bytes, read ``rows`` at a time (bounded memory for a memmap)."""
-    h = hashlib.sha256()
-    for a in range(0, arr.shape[0], rows):
-        h.update(np.ascontiguousarray(arr[a : a + rows]))
-    return h.hexdigest()
 
 
 # ----- PCA on the teacher ----------------------------------------------------------------------

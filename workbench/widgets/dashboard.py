@@ -22,8 +22,9 @@ from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
+from workbench.figures import add_curves, curves_figure
+from workbench.formatting import duration, number
 from workbench.models.modules import POOLING_MODES
 from workbench.training.events import Done, Eval, Event, RunHistory, Started, Step, format_event
 from workbench.training.runs import fresh_run_path, list_runs
@@ -31,15 +32,8 @@ from workbench.widgets._common import View, html_table
 
 
 def _curves_figure(title: str = "") -> go.FigureWidget:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "STS-B dev spearman (cosine)"))
-    fig.update_layout(
-        height=340,
-        margin=dict(l=40, r=10, t=50, b=40),
-        title=title or None,
-        legend=dict(orientation="h", y=-0.2),
-    )
-    fig.update_xaxes(title_text="step")
-    return go.FigureWidget(fig)
+    """The report's training-curves figure, as a widget with a legend (it holds several runs)."""
+    return go.FigureWidget(curves_figure(title=title, metric_title="primary metric", legend=True))
 
 
 class LiveCurves(View):
@@ -63,10 +57,9 @@ class LiveCurves(View):
         super().__init__()
         self.metric = metric
         self.history = RunHistory()
-        self.fig = _curves_figure()
-        self.fig.add_scatter(x=[], y=[], mode="lines+markers", name=f"{name}: loss", row=1, col=1)
         self.name = name
-        self.fig.add_scatter(x=[], y=[], mode="lines+markers", name=f"{name}: {metric or 'primary metric'}", row=1, col=2)
+        self.fig = _curves_figure()
+        add_curves(self.fig, self.history, name, metric)
         self.progress = widgets.FloatProgress(
             value=0.0, min=0.0, max=1.0, description="progress", layout=widgets.Layout(width="60%")
         )
@@ -95,7 +88,7 @@ class LiveCurves(View):
             left = (event.total_steps - event.step) * event.elapsed_s / max(event.step, 1)
             self.status.value = (
                 f"step {event.step}/{event.total_steps} · loss {event.loss:.4f} · "
-                f"{event.examples_per_s:,.0f} examples/s · ~{_minutes(left)} left"
+                f"{event.examples_per_s:,.0f} examples/s · ~{duration(left)} left"
             )
         elif isinstance(event, Eval):
             key = self.metric if self.metric in event.metrics else event.primary
@@ -332,13 +325,8 @@ class TrainingDashboard(View):
             self.compare_fig.data = ()
             for run in runs:
                 h = run.history
-                self.compare_fig.add_scatter(
-                    x=h.steps, y=h.losses, mode="lines", name=f"{run.name}: loss", row=1, col=1
-                )
+                add_curves(self.compare_fig, h, run.name, loss_mode="lines")
                 steps, values = h.metric(h.primary) if h.primary else ([], [])
-                self.compare_fig.add_scatter(
-                    x=steps, y=values, mode="lines+markers", name=f"{run.name}: STS dev", row=1, col=2
-                )
                 train = run.config.get("train", {})
                 loss = run.config.get("loss", {}).get("params", {})
                 best = h.best()
@@ -374,9 +362,4 @@ class TrainingDashboard(View):
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.2g}" if isinstance(value, float) else ("" if value is None else str(value))
-
-
-def _minutes(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    return "" if value is None else number(value, digits=2)
