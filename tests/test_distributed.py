@@ -10,7 +10,8 @@ so each anchor meets all 31 in-batch negatives, as in one process: without dropo
 gradient equals the one-process gradient (checked directly below); with dropout the two runs
 differ by their random masks only. Distillation's MSE is a mean over examples, so the same
 holds there; its teacher embeddings are computed once, by the main process, into the one
-shared cache.
+shared cache. Gradients DDP's hooks never see (GradCache's, a loss's own weights) are averaged
+by the trainer: both processes end with the same weights.
 """
 
 from __future__ import annotations
@@ -383,3 +384,67 @@ def test_gathered_negatives_give_two_processes_the_one_process_gradient(minilm_p
     assert two["loss"] == pytest.approx(one["loss"], abs=1e-6)
     # each process on its own share: fewer negatives, a lower loss and another gradient
     assert own["loss"] < one["loss"] - 0.05 and gap(one, own) > 1e-3 * scale, (own["loss"], one["loss"], gap(one, own))
+
+
+# Two trainings through Trainer under 2 processes, with gradients DDP's hooks never see: Cached
+# MNRL (GradCache re-runs the bare model in its backward pass) and a loss with a weight of its own
+# (outside the DDP-wrapped model; initialised differently on each process, on purpose). Each
+# process writes a digest of its loss's state: the model's weights and the loss's own.
+_UNHOOKED = textwrap.dedent("""
+    import faulthandler, hashlib, os, sys
+    import torch
+    import torch.distributed as dist
+
+    faulthandler.enable()
+    from transformers import BertConfig
+    from workbench import build_model
+    from workbench.losses import CachedMultipleNegativesRankingLoss, mnrl_loss
+    from workbench.training import TrainConfig, Trainer
+
+    class HeadLoss(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+            torch.manual_seed(int(os.environ["RANK"]))  # the trainer must give every process rank 0's
+            self.head = torch.nn.Linear(16, 16)
+
+        def forward(self, features, labels=None):
+            anchors, positives = (self.head(self.model(f)) for f in features)  # each (share, 16)
+            return mnrl_loss(anchors, positives)
+
+    tokenizer, out = sys.argv[1], sys.argv[2]
+    torch.set_num_threads(1)
+    nouns = ["cat", "dog", "car", "tree", "house", "river", "bird", "phone", "chair", "cloud"]
+    data = {"anchor": [f"the {nouns[i % 10]} number {i}" for i in range(80)],
+            "positive": [f"a {nouns[i % 10]} item {i}" for i in range(80)]}
+    for name in ["cached", "head"]:
+        cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+        model = build_model(cfg, tokenizer=tokenizer, dense=16, normalize=True, max_seq_length=32, seed=0, device="cpu")
+        loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=3) if name == "cached" else HeadLoss(model)
+        Trainer(model, loss, TrainConfig(lr=1e-3, batch_size=16, max_steps=4, eval_at_start=False), data).fit()
+        h = hashlib.sha256()
+        for key, t in sorted(loss.state_dict().items()):
+            h.update(key.encode())
+            h.update(t.detach().contiguous().numpy().tobytes())
+        with open(os.path.join(out, f"{name}-rank{os.environ['RANK']}"), "w") as fh:
+            fh.write(h.hexdigest())
+    dist.barrier()  # no process leaves while another still talks to it
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # see _GRADIENT: no interpreter teardown under gloo
+""")
+
+
+@pytest.mark.slow
+def test_gradients_outside_ddp_hooks_are_averaged_too(minilm_path, tmp_path):
+    script = tmp_path / "unhooked.py"
+    script.write_text(_UNHOOKED, encoding="utf-8")
+    out = tmp_path / "digests"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script),
+                           str(minilm_path), str(out)],
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ["cached", "head"]:
+        assert (out / f"{name}-rank0").read_text() == (out / f"{name}-rank1").read_text(), name

@@ -297,5 +297,32 @@ def test_modules_check_columns_and_report_config(tiny: EmbeddingModel) -> None:
     assert MultipleNegativesRankingLoss(tiny, scale=10.0).config() == {
         "name": "MultipleNegativesRankingLoss", "params": {"scale": 10.0, "similarity": "cosine", "gather_across_devices": True}}
     assert CachedMultipleNegativesRankingLoss(tiny, mini_batch_size=8).config()["params"]["mini_batch_size"] == 8
+    assert CachedMultipleNegativesRankingLoss(tiny, mini_batch_size=8).config()["params"]["gather_across_devices"] is False
     assert CoSENTLoss(tiny).config() == {"name": "CoSENTLoss", "params": {"scale": 20.0}}
     assert MSELoss(tiny).config() == {"name": "MSELoss", "params": {}}
+
+
+def test_each_mnrl_records_whether_it_gathers_as_it_does(tiny: EmbeddingModel, monkeypatch) -> None:
+    # What config() says (config.json, the model card) is what forward does: MNRL gathers the
+    # candidates of every process (gather_rows, a no-op in one process); the cached one does not.
+    import workbench.losses as losses_module
+
+    gathered: list[tuple[int, ...]] = []
+    real = losses_module.gather_rows
+    monkeypatch.setattr(losses_module, "gather_rows", lambda x: (gathered.append(tuple(x.shape)), real(x))[1])
+    cols = _columns(tiny, ANCHORS, POSITIVES, NEGATIVES)
+    tiny.eval()
+    with torch.no_grad():
+        mnrl = MultipleNegativesRankingLoss(tiny)
+        mnrl(cols)
+        assert mnrl.config()["params"]["gather_across_devices"] is True
+        assert gathered == [(len(POSITIVES), 16), (len(NEGATIVES), 16)]  # positives and negatives
+        gathered.clear()
+        cached = CachedMultipleNegativesRankingLoss(tiny, mini_batch_size=4)
+        cached(cols)
+    assert gathered == []
+    assert cached.config() == {"name": "CachedMultipleNegativesRankingLoss", "params": {
+        "scale": 20.0, "similarity": "cosine", "gather_across_devices": False, "mini_batch_size": 4}}
+    assert MultipleNegativesRankingLoss(tiny, gather_across_devices=False).config()["params"]["gather_across_devices"] is False
+    with pytest.raises(ValueError, match="scores against its own process's batch only"):
+        CachedMultipleNegativesRankingLoss(tiny, gather_across_devices=True)

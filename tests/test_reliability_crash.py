@@ -149,8 +149,8 @@ TRAIN_CHILD = textwrap.dedent(
                     die()
                 return real_swap(src, dst)
 
-            real_swap = model_module._replace_dir
-            model_module._replace_dir = half_swap
+            real_swap = model_module.replace_dir
+            model_module.replace_dir = half_swap
         elif point == "log-write-10":
             real_log = runs_module.RunDir.log
 

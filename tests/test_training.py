@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import subprocess
 import sys
 import textwrap
@@ -15,10 +16,10 @@ import pytest
 import torch
 from transformers import BertConfig
 
-from workbench import build_model, load_model
+from workbench import build_model, load_model, rng
 from workbench.data import load_caption_pairs, load_stsb
 from workbench.evaluation import STSEvaluator
-from workbench.losses import MultipleNegativesRankingLoss
+from workbench.losses import MultipleNegativesRankingLoss, mnrl_loss
 from workbench.training import (
     Done,
     Eval,
@@ -31,6 +32,7 @@ from workbench.training import (
     list_runs,
 )
 from workbench.training.batching import TokenizedData
+from workbench.training.loop import _param_groups
 
 
 def _tiny(minilm_path: Path, seed: int = 0):
@@ -364,3 +366,79 @@ def _catch(fn, errors):
         fn()
     except Exception as err:  # noqa: BLE001 - reported by the test
         errors.append(err)
+
+
+class _HeadLoss(torch.nn.Module):
+    """MNRL on embeddings passed through a weight of the loss's own, as a SoftmaxLoss classifier is."""
+
+    def __init__(self, model, interrupt_at: int = 0):
+        super().__init__()
+        self.model = model
+        self.head = torch.nn.Linear(16, 16)  # (dim, dim): the tiny model embeds in 16 dimensions
+        self.calls, self.interrupt_at = 0, interrupt_at
+
+    def forward(self, features, labels=None):
+        self.calls += 1
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt  # as a kernel interrupt would, before this step changes anything
+        anchors, positives = (self.head(self.model(f)) for f in features)  # each (batch, 16)
+        return mnrl_loss(anchors, positives)
+
+
+def _head_run(minilm_path, run_dir=None, interrupt_at=0):
+    model = _tiny(minilm_path)  # dropout on: an exact resume needs the RNG back too
+    torch.manual_seed(0)  # the head's initial weights
+    loss = _HeadLoss(model, interrupt_at)
+    cfg = TrainConfig(lr=1e-2, batch_size=20, max_steps=8, log_every=1, checkpoint_every=3, eval_at_start=False)
+    return Trainer(model, loss, cfg, _pairs(80), run_dir=run_dir)
+
+
+def test_the_optimizer_trains_the_loss_own_weights_once_each(minilm_path):
+    trainer = _head_run(minilm_path)
+    model, loss = trainer.model, trainer.loss
+    groups = _param_groups([model, loss], 0.01)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids))  # the model's parameters, reachable through loss.model too, once
+    assert set(ids) == {id(p) for p in model.parameters()} | {id(loss.head.weight), id(loss.head.bias)}
+    assert [id(p) for p in groups[1]["params"]][-1] == id(loss.head.bias)  # a bias: no weight decay
+    head, weights = loss.head.weight.detach().clone(), {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.fit()
+    assert float((loss.head.weight.detach() - head).abs().max()) > 1e-3
+    after = model.state_dict()
+    assert not torch.equal(after["layers.2.linear.weight"], weights["layers.2.linear.weight"])  # the model's Dense
+    assert not torch.equal(after["layers.0.auto_model.embeddings.word_embeddings.weight"],
+                           weights["layers.0.auto_model.embeddings.word_embeddings.weight"])
+
+
+def test_resume_restores_the_loss_own_weights(minilm_path, tmp_path):
+    reference = _head_run(minilm_path)
+    reference.fit()
+    interrupted = _head_run(minilm_path, tmp_path / "run", interrupt_at=6)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    assert interrupted.step == 5
+    resumed = _head_run(minilm_path, tmp_path / "run")
+    resumed.fit(resume=True)
+    assert resumed.loss.calls == 3  # steps 6, 7, 8
+    assert torch.allclose(resumed.loss.head.weight, reference.loss.head.weight, atol=1e-6)
+    want, got = reference.model.state_dict(), resumed.model.state_dict()
+    assert max(float((want[k] - got[k]).abs().max()) for k in want) <= 1e-6
+
+
+def test_rng_capture_keeps_the_checkpoint_layout(tmp_path):
+    """rng.capture() is what checkpoints hold; a state saved in the layout checkpoints have always had
+    (python, numpy, torch, cuda where there is CUDA) restores, after torch.load(weights_only=True)."""
+    assert set(rng.capture()) == {"python", "numpy", "torch"} | ({"cuda"} if torch.cuda.is_available() else set())
+    assert set(rng.capture("cpu", python_numpy=False)) == {"torch"}  # what GradCache keeps per mini-batch
+
+    rng.seed_all(11)
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    old = {"python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+           "numpy": [kind, keys.tolist(), pos, has_gauss, gauss], "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        old["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save({"rng": old}, tmp_path / "trainer_state.pt")
+    first = (random.random(), float(np.random.rand()), torch.rand(3))
+    rng.restore(torch.load(tmp_path / "trainer_state.pt", weights_only=True)["rng"])
+    again = (random.random(), float(np.random.rand()), torch.rand(3))
+    assert first[:2] == again[:2] and torch.equal(first[2], again[2])

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from workbench import rng
+
 SIMILARITIES = ("cosine", "dot")
 
 
@@ -68,6 +70,11 @@ def mnrl_loss(
     Returns:
         A scalar tensor. With one-hot anchors equal to their positives and cosine similarity it
         is ``log(1 + (n - 1) * exp(-scale))``.
+
+    Example:
+        >>> onehot = torch.eye(4)  # (batch, dim)
+        >>> math.isclose(float(mnrl_loss(onehot, onehot, scale=2.0)), math.log(1 + 3 * math.exp(-2.0)), rel_tol=1e-6)
+        True
     """
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity={similarity!r}; choose from {', '.join(SIMILARITIES)}")
@@ -269,31 +276,6 @@ class MultipleNegativesRankingLoss(_Loss):
         return loss * (share * world / batch)
 
 
-@dataclass
-class _RngState:
-    """The CPU (and accelerator) RNG state before one mini-batch, to replay its dropout."""
-
-    cpu: Tensor
-    device: torch.device
-    accel: Tensor | None
-
-    @classmethod
-    def take(cls, device: torch.device) -> _RngState:
-        accel = None
-        if device.type == "cuda":
-            accel = torch.cuda.get_rng_state(device)
-        elif device.type == "mps":
-            accel = torch.mps.get_rng_state()
-        return cls(torch.get_rng_state(), device, accel)
-
-    def restore(self) -> None:
-        torch.set_rng_state(self.cpu)
-        if self.device.type == "cuda":
-            torch.cuda.set_rng_state(self.accel, self.device)
-        elif self.device.type == "mps":
-            torch.mps.set_rng_state(self.accel)
-
-
 def _slice_rows(features: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
     """Rows ``start:stop`` of a padded feature dict, with trailing all-padding columns dropped."""
     mask = features.get("attention_mask")
@@ -317,9 +299,10 @@ class _GradCache:
     """What step (3) of GradCache needs: the mini-batches, their RNG states and d loss / d embedding."""
 
     model: nn.Module
+    device: torch.device  # where the model runs: its generator is replayed with the CPU's
     params: list[nn.Parameter]
     minibatches: list[list[dict[str, Any]]]  # [column][mini-batch] feature dicts
-    rng: list[list[_RngState]]
+    rng_states: list[list[dict[str, Any]]]  # [column][mini-batch] rng.capture(device) before its forward pass
     grads: list[list[Tensor]]  # [column][mini-batch] (mini, dim)
     autocast: tuple[str, bool, torch.dtype]
 
@@ -327,11 +310,11 @@ class _GradCache:
         """Re-embed each mini-batch with grad (same RNG, same autocast) and pull back its cached grad."""
         totals: list[Tensor | None] = [None] * len(self.params)
         device_type, enabled, dtype = self.autocast
-        outer = _RngState.take(self.rng[0][0].device)
+        outer = rng.capture(self.device, python_numpy=False)
         try:
-            for mbs, states, grads in zip(self.minibatches, self.rng, self.grads, strict=True):
+            for mbs, states, grads in zip(self.minibatches, self.rng_states, self.grads, strict=True):
                 for feats, state, grad in zip(mbs, states, grads, strict=True):
-                    state.restore()
+                    rng.restore(state)
                     with torch.enable_grad(), torch.autocast(device_type, dtype=dtype, enabled=enabled):
                         emb = _embed(self.model, feats)  # (mini, dim)
                     pulled = torch.autograd.grad(
@@ -341,7 +324,7 @@ class _GradCache:
                         if g is not None:
                             totals[k] = g if totals[k] is None else totals[k] + g
         finally:
-            outer.restore()  # the replay leaves the global RNG where the forward pass left it
+            rng.restore(outer)  # the replay leaves the global RNG where the forward pass left it
         return totals
 
 
@@ -369,11 +352,16 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     mini-batches; the cost is a second forward pass. Mini-batches are trimmed of trailing
     all-padding columns, which only changes results by float noise.
 
+    It does not gather across processes: under several processes each anchor is scored against
+    its own process's share of the batch only, and ``config()`` says
+    ``gather_across_devices: False``.
+
     Args:
         model: the embedding model being trained.
         scale: logit multiplier, ``scale = 1 / temperature``.
         mini_batch_size: texts per forward pass; the memory knob.
         similarity: ``"cosine"`` or ``"dot"``.
+        gather_across_devices: only ``False`` (the default); ``True`` is refused.
 
     Example:
         >>> from workbench.models import build_model                          # doctest: +SKIP
@@ -384,8 +372,12 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         >>> loss.backward()                                                   # doctest: +SKIP
     """
 
-    def __init__(self, model: nn.Module, scale: float = 20.0, mini_batch_size: int = 32, similarity: str = "cosine"):
-        super().__init__(model, scale, similarity)
+    def __init__(self, model: nn.Module, scale: float = 20.0, mini_batch_size: int = 32, similarity: str = "cosine",
+                 gather_across_devices: bool = False):
+        if gather_across_devices:
+            raise ValueError("CachedMultipleNegativesRankingLoss scores against its own process's batch only: "
+                             "gather_across_devices=True is not supported (MultipleNegativesRankingLoss gathers)")
+        super().__init__(model, scale, similarity, gather_across_devices=False)
         if int(mini_batch_size) < 1:
             raise ValueError(f"mini_batch_size must be >= 1; got {mini_batch_size}")
         self.mini_batch_size = int(mini_batch_size)
@@ -396,17 +388,17 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         _need_columns(features, type(self).__name__)
         device = next(self.model.parameters()).device
-        minibatches, rng, embs, row_counts = [], [], [], []
+        minibatches, rng_states, embs, row_counts = [], [], [], []
         for feats in features:  # step (1): embed without grad, remember each mini-batch's RNG state
             n = int(next(v for v in feats.values() if isinstance(v, Tensor)).shape[0])
             mbs = [_slice_rows(feats, i, i + self.mini_batch_size) for i in range(0, n, self.mini_batch_size)]
             states, outs = [], []
             for mb in mbs:
-                states.append(_RngState.take(device))
+                states.append(rng.capture(device, python_numpy=False))
                 with torch.no_grad():
                     outs.append(_embed(self.model, mb))  # (mini, dim)
             minibatches.append(mbs)
-            rng.append(states)
+            rng_states.append(states)
             embs.append(torch.cat(outs))  # (batch, dim)
             row_counts.append([int(o.shape[0]) for o in outs])
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -417,9 +409,10 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         grads = torch.autograd.grad(loss, leaves)
         cache = _GradCache(
             model=self.model,
+            device=device,
             params=params,
             minibatches=minibatches,
-            rng=rng,
+            rng_states=rng_states,
             grads=[list(g.split(sizes)) for g, sizes in zip(grads, row_counts, strict=True)],
             autocast=(device.type, torch.is_autocast_enabled(device.type), torch.get_autocast_dtype(device.type)),
         )

@@ -1,4 +1,5 @@
-"""Training: a config, one plain loop that emits events, and the run directory it writes."""
+"""Training: a config, one plain loop that emits events, the run directory it writes, and (in
+``distributed``) what the loop needs under several processes."""
 
 from __future__ import annotations
 

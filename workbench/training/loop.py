@@ -1,38 +1,58 @@
 """One plain training loop that emits events.
 
-Read it top to bottom: tokenize once, plan the batches, then for each step pad a batch, compute
-the loss, check it is finite, step AdamW under a warmup/decay schedule, and at fixed points
-emit ``Step``/``Eval``/``Checkpoint`` events. Mixed precision and several GPUs come from
+Read :meth:`Trainer.fit` top to bottom: set up (seed, accelerator, tokenize once, plan the
+batches, AdamW under a warmup/decay schedule, resume or start the run folder), then train one
+step per batch (the loss, checked finite, backward, clipping, the optimizer step) and at fixed
+points emit ``Step``/``Eval``/``Checkpoint`` events, then finish (a last evaluation, the best
+weights back, the final model saved, ``Done``). Mixed precision and several GPUs come from
 ``accelerate``; only the main process writes files and emits events.
 
 Several processes (``torchrun --nproc_per_node N -m workbench.cli train recipe.toml``): each
 takes its share of every batch (so the global batch is ``batch_size``), gradients are averaged
-by DDP, the logged loss is the mean over processes, and in-batch negatives (MNRL) come from a
-process's own share only. The main process evaluates while the others wait at a barrier.
+over processes and the logged loss is the mean over processes. MultipleNegativesRankingLoss
+scores each anchor against every process's share (``gather_across_devices``), the Cached one
+against its own process's share only. The main process evaluates while the others wait.
 
 Example:
+    >>> from workbench import build_model                                        # doctest: +SKIP
+    >>> from workbench.data import load_caption_pairs, load_stsb                  # doctest: +SKIP
+    >>> from workbench.evaluation import STSEvaluator                             # doctest: +SKIP
+    >>> from workbench.losses import MultipleNegativesRankingLoss                 # doctest: +SKIP
+    >>> model = build_model("all-MiniLM-L6-v2")                                   # doctest: +SKIP
+    >>> dev = STSEvaluator.from_dataset(load_stsb("dev"), name="sts-dev")         # doctest: +SKIP
     >>> events = []                                                              # doctest: +SKIP
-    >>> Trainer(model, loss, TrainConfig(max_steps=50), data, evaluator,
-    ...         callbacks=[events.append]).fit()                                  # doctest: +SKIP
+    >>> Trainer(model, MultipleNegativesRankingLoss(model), TrainConfig(max_steps=50),
+    ...         load_caption_pairs("train"), dev, callbacks=[events.append]).fit()  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import math
-import os
-import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from dataclasses import replace as _replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from workbench import rng
 from workbench.training.batching import TokenizedData
 from workbench.training.config import TrainConfig
+from workbench.training.distributed import (
+    RUNNING,
+    any_process,
+    average_gradients,
+    broadcast_parameters,
+    forget_accelerate_state,
+    from_main,
+    gather_from_all,
+    mean_over_processes,
+    replays_forward_in_backward,
+)
 from workbench.training.events import Checkpoint, Done, Eval, Event, RunHistory, Started, Step
 from workbench.training.runs import RunDir
 
@@ -44,9 +64,12 @@ class TrainingError(RuntimeError):
 class Trainer:
     """Trains an embedding model with a loss module on rows of texts.
 
+    The optimizer trains the model's parameters and the loss's own (a loss with weights of its
+    own, such as a classifier head), each once.
+
     Args:
         model: the ``EmbeddingModel`` to train (changed in place).
-        loss: a loss module from ``workbench.losses`` holding the same model.
+        loss: a loss module from ``workbench.losses`` holding the same model as ``loss.model``.
         config: the hyper-parameters.
         train_data: rows with text columns (and a ``label``/``score`` column where the loss needs one).
         evaluator: called with the model every ``eval_every`` steps; returns flat metrics and has
@@ -73,21 +96,26 @@ class Trainer:
         card: Callable[..., str] | None = None,
         stop_signal: threading.Event | None = None,
     ):
-        self.model = model
+        self.model = model  # the bare model throughout (accelerate's wrapper is the session's)
         self.loss = loss
         self.config = config
         self.train_data = train_data
         self.evaluator = evaluator
-        self.run = RunDir(run_dir) if run_dir is not None else None
+        self.run_dir = RunDir(run_dir) if run_dir is not None else None  # under several processes: the main one's
         self.callbacks = list(callbacks)
         self.run_info = dict(run_info or {})
         self.card = card
-        self._stop = stop_signal if stop_signal is not None else threading.Event()
-        self._failed_callbacks: set[int] = set()
+        self.step = 0  # the last step whose update reached the weights
         self.final_metrics: dict[str, float] = {}  # the last evaluation (plus what the card writer adds)
         self.best_value: float | None = None
         self.best_step: int | None = None
-        self.step = 0
+        self.elapsed_s: float | None = None  # seconds of training up to the final save, once finished
+        self._stop = stop_signal if stop_signal is not None else threading.Event()
+        self._failed_callbacks: set[int] = set()
+        self._last_eval_step: int | None = None
+        # The RNG state before the step in progress (with a run_dir): a checkpoint written when the
+        # step fails or is interrupted must replay it with the same dropout masks.
+        self._rng_before_step: dict[str, Any] | None = None
 
     # ----- control ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -95,8 +123,8 @@ class Trainer:
         self._stop.set()
 
     def _emit(self, event: Event) -> None:
-        if self.run is not None:
-            self.run.log(event)
+        if self.run_dir is not None:
+            self.run_dir.log(event)
         for cb in self.callbacks:
             try:
                 cb(event)
@@ -112,251 +140,300 @@ class Trainer:
         Args:
             resume: continue from the latest checkpoint in ``run_dir``.
         """
-        with _RUNNING:
-            return self._fit(resume)
+        with RUNNING:
+            s = self._setup(resume)
+            total = s.plan.total_steps
+            if s.acc.is_main_process:
+                self._emit(Started(total_steps=total, examples=sum(len(d) for d in s.data), batch_size=self.config.batch_size,
+                                   start_step=s.start, run_dir=str(self.run_dir.path) if self.run_dir else None))
+            t0 = time.perf_counter()
+            window = _Window()
+            reason = "completed"
+            try:
+                if s.start == 0 and self.config.eval_at_start:
+                    self._evaluate(s, 0)
+                s.model.train()
+                for step in range(s.start + 1, total + 1):
+                    source, rows = s.plan.rows(step, s.acc.process_index, s.acc.num_processes)
+                    features, labels = s.data[source].batch(rows, s.acc.device)
+                    window.add(self._train_step(s, step, features, labels), examples=len(rows) * s.acc.num_processes)
+                    self._after_step(s, step, window, t0)
+                    if any_process(s.acc, self._stop.is_set()):  # all processes stop at the same step
+                        reason = "stopped"
+                        break
+            except TrainingError as err:
+                self._abort(s, "failed", t0, error=str(err))
+                raise
+            except KeyboardInterrupt:
+                self._abort(s, "interrupted", t0)
+                raise
+            return self._finish(s, reason, t0)
 
-    def _fit(self, resume: bool) -> Any:
+    def _setup(self, resume: bool) -> _Session:
+        """Seed, make the accelerator, tokenize, plan the steps, build AdamW and its schedule, then
+        resume from the latest checkpoint or start the run folder."""
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
         cfg = self.config
-        _seed_everything(cfg.seed)
+        if resume and self.run_dir is None:
+            raise ValueError("resume=True needs a run_dir holding checkpoints")
+        rng.seed_all(cfg.seed)
         device = self.model.device
         precision = cfg.mixed_precision
         if precision == "fp16" and device.type != "cuda":
             # accelerate would silently train in fp32; say so, and record what really happens.
-            warnings.warn("mixed_precision='fp16' needs a CUDA GPU; training in fp32 on " + device.type, stacklevel=2)
+            warnings.warn("mixed_precision='fp16' needs a CUDA GPU; training in fp32 on " + device.type, stacklevel=3)
             precision = "no"
         self.run_info.setdefault("precision_used", precision)
         # Under DDP: a Hugging Face transformer's own pooler (BERT's) never reaches the sentence
         # embedding, and DDP stops at the second step unless it is told to expect unused parameters.
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-        _forget_accelerate_state(precision, device.type == "cpu")
+        forget_accelerate_state(precision, device.type == "cpu")
         acc = Accelerator(mixed_precision=precision, cpu=device.type == "cpu", kwargs_handlers=[ddp])
-        if self.run is not None and acc.num_processes > 1:
-            self.run = RunDir(_from_main(acc, str(self.run.path)))  # one run folder, the main process's
-        datasets = _named_datasets(self.train_data)
-        data = [TokenizedData(d, self.model.tokenizer, self.model.max_seq_length) for d in datasets.values()]
+        if self.run_dir is not None and acc.num_processes > 1:
+            self.run_dir = RunDir(from_main(acc, str(self.run_dir.path)))  # one run folder, the main process's
+        datasets = _named_datasets(self.train_data).values()
+        data = [TokenizedData(d, self.model.tokenizer, self.model.max_seq_length) for d in datasets]
         plan = _Plan(data, cfg, acc.num_processes)
-        total = plan.total_steps
-        warmup = math.ceil(total * cfg.warmup_ratio)
+        warmup = math.ceil(plan.total_steps * cfg.warmup_ratio)
 
-        optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _linear_schedule(s, warmup, total))
+        loss_params = _own_parameters(self.loss, self.model)
+        optimizer = torch.optim.AdamW(_param_groups([self.model, self.loss], cfg.weight_decay), lr=cfg.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _linear_schedule(step, warmup, plan.total_steps))
         model, optimizer = acc.prepare(self.model, optimizer)
-        # The loss embeds through the (possibly DDP-wrapped) model, so gradients are averaged as they
-        # are computed. A loss whose backward re-runs the model (GradCache) cannot go through DDP's
-        # hooks: it gets the bare model, and the gradients are averaged after the backward pass.
-        sync_after_backward = acc.num_processes > 1 and _replays_forward_in_backward(self.loss)
-        self.loss.model = acc.unwrap_model(model) if sync_after_backward else model
-        main = acc.is_main_process
+        if loss_params:
+            self.loss.to(acc.device)  # the model is there already; this moves the loss's own weights
+            broadcast_parameters(acc, loss_params.values())  # DDP does this for the model's
+        # The loss embeds through the (possibly DDP-wrapped) model, so its gradients are averaged as
+        # they are computed. A loss whose backward re-runs the model (GradCache) cannot go through
+        # DDP's hooks: it gets the bare model, and its gradients are averaged after the backward
+        # pass, as are those of the loss's own weights (outside DDP) in any case.
+        replays = acc.num_processes > 1 and replays_forward_in_backward(self.loss)
+        self.loss.model = acc.unwrap_model(model) if replays else model
+        own = list(loss_params.values())
+        s = _Session(acc=acc, model=model, optimizer=optimizer, scheduler=scheduler, data=data, plan=plan,
+                     loss_params=loss_params, params=[*model.parameters(), *own],
+                     sync_after_backward=[*model.parameters(), *own] if replays else own, start=0)
 
-        start = 0
         if resume:
-            if self.run is None:
-                raise ValueError("resume=True needs a run_dir holding checkpoints")
-            start = self._restore(acc, optimizer, scheduler)
-        elif self.run is not None and main:
-            self.run.start({"train": cfg.to_dict(), "loss": _loss_config(self.loss), **self.run_info})
-        self.step = start
+            s = self._restore(s)
+        elif self.run_dir is not None and acc.is_main_process:
+            self.run_dir.start({"train": cfg.to_dict(), "loss": _loss_config(self.loss), **self.run_info})
+        self.step = s.start
+        return s
 
-        if main:
-            self._emit(Started(total_steps=total, examples=sum(len(d) for d in data), batch_size=cfg.batch_size, start_step=start,
-                               run_dir=str(self.run.path) if self.run else None))
-        t0 = time.perf_counter()
-        window_loss, window_n, window_examples, window_t = 0.0, 0, 0, time.perf_counter()
-        reason = "completed"
+    def _train_step(self, s: _Session, step: int, features: list[dict[str, Any]], labels: Any) -> float:
+        """One optimizer step on one batch; returns its loss (the mean over processes).
+
+        Raises:
+            TrainingError: the loss or the gradients are NaN/inf, or the GPU ran out of memory;
+                the weights are then those before this step.
+        """
+        cfg = self.config
+        self._rng_before_step = rng.capture() if self.run_dir is not None else None
         try:
-            if start == 0 and cfg.eval_at_start:
-                self._evaluate(acc, 0, plan)
-            model.train()
-            for step in range(start + 1, total + 1):
-                # The RNG before this step's dropout: a checkpoint written if the step fails or is
-                # interrupted must replay it with the same masks.
-                self._rng_before_step = _rng_state() if self.run is not None else None
-                source, rows = plan.rows(step, acc.process_index, acc.num_processes)
-                features, labels = data[source].batch(rows, acc.device)
-                try:
-                    loss = self.loss(features, labels)
-                    # The mean over processes: every process sees the same value, so a NaN on one stops all.
-                    value = _mean_over_processes(acc, loss.detach())
-                    if not math.isfinite(value):
-                        raise TrainingError(self._nan_message(step, scheduler.get_last_lr()[0]))
-                    acc.backward(loss)
-                    if sync_after_backward:
-                        _average_gradients(acc, model)
-                except torch.cuda.OutOfMemoryError:
-                    optimizer.zero_grad(set_to_none=True)
-                    raise TrainingError(
-                        f"out of GPU memory at step {step} with batch_size={cfg.batch_size}. Use a smaller batch_size, "
-                        "or CachedMultipleNegativesRankingLoss (same effective batch, little memory: [loss] name = "
-                        "'CachedMultipleNegativesRankingLoss', mini_batch_size = 32), or a shorter max_seq_length."
-                    ) from None
-                # Clipping (a no-op with max_grad_norm 0 -> inf) also gives the gradient norm: a NaN/inf
-                # gradient with a finite loss must not reach the weights either.
-                norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
-                if norm is not None and not math.isfinite(float(norm)):
-                    optimizer.zero_grad(set_to_none=True)
-                    raise TrainingError(self._nan_message(step, scheduler.get_last_lr()[0]).replace(
-                        "the loss became non-finite", "the gradients became non-finite"))
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                self.step = step
-                self._rng_before_step = None
-                window_loss += value
-                window_n += 1
-                window_examples += len(rows) * acc.num_processes
+            loss = self.loss(features, labels)
+            # The mean over processes: every process sees the same value, so a NaN on one stops all.
+            value = mean_over_processes(s.acc, loss.detach())
+            if not math.isfinite(value):
+                raise TrainingError(self._non_finite_message("loss", step, s.scheduler.get_last_lr()[0]))
+            s.acc.backward(loss)
+            average_gradients(s.acc, s.sync_after_backward)
+        except torch.cuda.OutOfMemoryError:
+            s.optimizer.zero_grad(set_to_none=True)
+            raise TrainingError(
+                f"out of GPU memory at step {step} with batch_size={cfg.batch_size}. Use a smaller batch_size, "
+                "or CachedMultipleNegativesRankingLoss (same effective batch, little memory: [loss] name = "
+                "'CachedMultipleNegativesRankingLoss', mini_batch_size = 32), or a shorter max_seq_length."
+            ) from None
+        # Clipping (a no-op with max_grad_norm 0 -> inf) also gives the gradient norm: a NaN/inf
+        # gradient with a finite loss must not reach the weights either.
+        norm = s.acc.clip_grad_norm_(s.params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+        if norm is not None and not math.isfinite(float(norm)):
+            s.optimizer.zero_grad(set_to_none=True)
+            raise TrainingError(self._non_finite_message("gradients", step, s.scheduler.get_last_lr()[0]))
+        s.optimizer.step()
+        s.scheduler.step()
+        s.optimizer.zero_grad(set_to_none=True)
+        self.step = step
+        self._rng_before_step = None
+        return value
 
-                if main and (step % max(cfg.log_every, 1) == 0 or step == total):
-                    now = time.perf_counter()
-                    self._emit(Step(step=step, epoch=plan.epoch_of(step), loss=window_loss / window_n,
-                                    lr=scheduler.get_last_lr()[0], examples_per_s=window_examples / max(now - window_t, 1e-9),
-                                    elapsed_s=now - t0, total_steps=total))
-                    window_loss, window_n, window_examples, window_t = 0.0, 0, 0, time.perf_counter()
-                if cfg.eval_every and step % cfg.eval_every == 0 and step != total:
-                    self._evaluate(acc, step, plan)
-                    model.train()
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
-                    self._checkpoint(acc, optimizer, scheduler, step)
-                if _any_process(acc, self._stop.is_set()):  # all processes stop at the same step
-                    reason = "stopped"
-                    break
-        except TrainingError as err:
-            if self.run is not None:  # the weights before the bad step
-                self._checkpoint(acc, optimizer, scheduler, self.step, all_processes=False)
-            if main:
-                self._emit(Done(step=self.step, reason="failed", elapsed_s=time.perf_counter() - t0,
-                                best_step=self.best_step, best_value=self.best_value, error=str(err)))
-            raise
-        except KeyboardInterrupt:
-            if self.run is not None:
-                self._checkpoint(acc, optimizer, scheduler, self.step, all_processes=False)
-            if main:
-                self._emit(Done(step=self.step, reason="interrupted", elapsed_s=time.perf_counter() - t0,
-                                best_step=self.best_step, best_value=self.best_value))
-            raise
+    def _after_step(self, s: _Session, step: int, window: _Window, t0: float) -> None:
+        """The fixed points: a Step event every ``log_every`` steps and at the last, an evaluation
+        every ``eval_every`` and a checkpoint every ``checkpoint_every`` (the last step's evaluation
+        and final save are :meth:`_finish`'s)."""
+        cfg, total = self.config, s.plan.total_steps
+        if s.acc.is_main_process and (step % max(cfg.log_every, 1) == 0 or step == total):
+            now = time.perf_counter()
+            self._emit(Step(step=step, epoch=s.plan.epoch_of(step), loss=window.loss / window.steps,
+                            lr=s.scheduler.get_last_lr()[0], examples_per_s=window.examples / max(now - window.since, 1e-9),
+                            elapsed_s=now - t0, total_steps=total))
+            window.reset()
+        if cfg.eval_every and step % cfg.eval_every == 0 and step != total:
+            self._evaluate(s, step)
+            s.model.train()
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
+            self._checkpoint(s, step)
 
-        model.eval()
-        last_eval = self._last_eval_step
-        if self.evaluator is not None and last_eval != self.step:
-            self._evaluate(acc, self.step, plan)
+    def _finish(self, s: _Session, reason: str, t0: float) -> Any:
+        """Evaluate the last step, take the best weights back (``keep_best``), save the final model,
+        emit Done, then drop the checkpoints; returns the model."""
+        acc, main = s.acc, s.acc.is_main_process
+        s.model.eval()
+        if self.evaluator is not None and self._last_eval_step != self.step:
+            self._evaluate(s, self.step)
         acc.wait_for_everyone()
-        self.model = acc.unwrap_model(model)
-        self.loss.model = self.model
-        if cfg.keep_best and self.run is not None and self.best_step is not None and self.best_step != self._final_eval_step:
-            self._load_weights(self.run.best_path)
+        self.loss.model = self.model  # not the DDP wrapper
+        if (self.config.keep_best and self.run_dir is not None and self.best_step is not None
+                and self.best_step != self._last_eval_step):
+            self._load_weights(self.run_dir.best_path)
         self.elapsed_s = time.perf_counter() - t0
-        model_path = None
-        if self.run is not None and main:
-            model_path = str(self._save_final())
+        model_path = str(self._save_final()) if self.run_dir is not None and main else None
         if main:  # Done is on disk before the checkpoints go: a kill while deleting them loses nothing
             self._emit(Done(step=self.step, reason=reason, elapsed_s=time.perf_counter() - t0,
                             best_step=self.best_step, best_value=self.best_value, model_path=model_path))
-        if self.run is not None and main:
-            self.run.clear_checkpoints()
+            if self.run_dir is not None:
+                self.run_dir.clear_checkpoints()
         acc.wait_for_everyone()  # every process returns once the run folder is complete
         return self.model
 
-    # ----- evaluation, checkpoints -----------------------------------------------------------
-    _last_eval_step: int | None = None
-    _final_eval_step: int | None = None
+    def _abort(self, s: _Session, reason: str, t0: float, error: str | None = None) -> None:
+        """A step failed or was interrupted: checkpoint the weights before it, and emit Done."""
+        if self.run_dir is not None:
+            self._checkpoint(s, self.step, all_processes=False)
+        if s.acc.is_main_process:
+            self._emit(Done(step=self.step, reason=reason, elapsed_s=time.perf_counter() - t0,
+                            best_step=self.best_step, best_value=self.best_value, error=error))
 
-    def _evaluate(self, acc: Any, step: int, plan: _Plan) -> None:
+    # ----- evaluation, checkpoints -----------------------------------------------------------
+    def _evaluate(self, s: _Session, step: int) -> None:
         if self.evaluator is None:
             return
+        acc = s.acc
         self._last_eval_step = step
-        self._final_eval_step = step
         if not acc.is_main_process:
             acc.wait_for_everyone()
-            self.best_value, self.best_step = _from_main(acc, None)
+            self.best_value, self.best_step = from_main(acc, None)
             return
-        metrics = {k: float(v) for k, v in self.evaluator(acc.unwrap_model(self.model)).items()}
+        metrics = {k: float(v) for k, v in self.evaluator(self.model).items()}
         primary = getattr(self.evaluator, "primary_metric", None)
         value = metrics.get(primary) if primary else None
         is_best = value is not None and math.isfinite(value) and (self.best_value is None or value > self.best_value)
         if is_best:
             self.best_value, self.best_step = value, step
-            if self.run is not None and self.config.keep_best:
-                acc.unwrap_model(self.model).save(self.run.best_path)
+            if self.run_dir is not None and self.config.keep_best:
+                self.model.save(self.run_dir.best_path)
         self.final_metrics = dict(metrics)
-        self._emit(Eval(step=step, epoch=plan.epoch_of(step), metrics=metrics, primary=primary, value=value, is_best=is_best))
+        self._emit(Eval(step=step, epoch=s.plan.epoch_of(step), metrics=metrics, primary=primary, value=value, is_best=is_best))
         acc.wait_for_everyone()
-        _from_main(acc, (self.best_value, self.best_step))  # so every process loads the same best weights
+        from_main(acc, (self.best_value, self.best_step))  # so every process loads the same best weights
 
-    def _checkpoint(self, acc: Any, optimizer: Any, scheduler: Any, step: int, all_processes: bool = True) -> None:
+    def _checkpoint(self, s: _Session, step: int, all_processes: bool = True) -> None:
         """Save a resumable checkpoint (main process). ``all_processes``: every process is here
         (not so after an error on one), so each one's RNG state is gathered: their dropout
         streams differ, and an exact resume needs them all."""
-        if self.run is None:
+        if self.run_dir is None:
             return
-        if not all_processes and self.run.has_checkpoint(step):
+        if not all_processes and self.run_dir.has_checkpoint(step):
             return  # the good checkpoint of this step, written when it completed, stays as it is
-        pending = getattr(self, "_rng_before_step", None)
-        rng = pending if (pending is not None and not all_processes) else _rng_state()
-        per_process = None
-        if all_processes and acc.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            per_process = gather_object([rng])  # in process order
-        if not acc.is_main_process:
+        rng_state = self._rng_before_step if self._rng_before_step is not None else rng.capture()
+        per_process = gather_from_all(s.acc, rng_state) if all_processes else None  # in process order
+        if not s.acc.is_main_process:
             return
-        state = {
+        trainer_state = {
             "step": step,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng,
+            "optimizer": s.optimizer.state_dict(),
+            "scheduler": s.scheduler.state_dict(),
+            "rng": rng_state,
             "rng_per_process": per_process,
+            "loss_params": {name: p.detach().cpu() for name, p in s.loss_params.items()},
             "best_value": self.best_value,
             "best_step": self.best_step,
             "last_eval_step": self._last_eval_step,
         }
-        path = self.run.save_checkpoint(step, acc.unwrap_model(self.model), state, self.config.keep_checkpoints)
+        path = self.run_dir.save_checkpoint(step, self.model, trainer_state, self.config.keep_checkpoints)
         self._emit(Checkpoint(step=step, path=str(path)))
 
-    def _restore(self, acc: Any, optimizer: Any, scheduler: Any) -> int:
+    def _restore(self, s: _Session) -> _Session:
+        """Load the latest checkpoint: weights, optimizer, schedule, RNG, best so far; returns the
+        session starting after its step."""
+        acc = s.acc
         if acc.is_main_process:
-            self.run.remove_leftovers()
-        found = self.run.latest_checkpoint()
+            self.run_dir.remove_leftovers()
+        found = self.run_dir.latest_checkpoint()
         if found is None:
-            ended = RunHistory.from_jsonl(self.run.metrics_path).done if self.run.metrics_path.exists() else None
+            ended = RunHistory.from_jsonl(self.run_dir.metrics_path).done if self.run_dir.metrics_path.exists() else None
             if ended is not None and ended.reason == "completed":
-                raise FileNotFoundError(f"the run in {self.run.path} already completed (its model is in "
-                                        f"{self.run.model_path}); there is nothing to resume: start a new run")
-            raise FileNotFoundError(f"no checkpoint to resume from in {self.run.path / 'checkpoints'}")
+                raise FileNotFoundError(f"the run in {self.run_dir.path} already completed (its model is in "
+                                        f"{self.run_dir.model_path}); there is nothing to resume: start a new run")
+            raise FileNotFoundError(f"no checkpoint to resume from in {self.run_dir.path / 'checkpoints'}")
         model_dir, state = found
         self._load_weights(model_dir)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        with torch.no_grad():
+            for name, saved in state.get("loss_params", {}).items():  # absent in checkpoints from before
+                s.loss_params[name].copy_(saved)
+        s.optimizer.load_state_dict(state["optimizer"])
+        s.scheduler.load_state_dict(state["scheduler"])
         per_process = state.get("rng_per_process")
-        own = per_process is not None and len(per_process) == acc.num_processes
-        _set_rng_state(per_process[acc.process_index] if own else state["rng"])
+        one_each = per_process is not None and len(per_process) == acc.num_processes
+        rng.restore(per_process[acc.process_index] if one_each else state["rng"])
         self.best_value, self.best_step = state["best_value"], state["best_step"]
-        self._last_eval_step = self._final_eval_step = state.get("last_eval_step")
+        self._last_eval_step = state.get("last_eval_step")
         if acc.is_main_process:
-            self.run.truncate_log(state["step"])
-        return int(state["step"])
+            self.run_dir.truncate_log(state["step"])
+        return _replace(s, start=int(state["step"]))
 
     def _load_weights(self, folder: Path) -> None:
         from workbench.models import load_model
 
-        saved = load_model(folder, device="cpu")
-        target = self.model.module if hasattr(self.model, "module") else self.model
-        target.load_state_dict(saved.state_dict())
+        self.model.load_state_dict(load_model(folder, device="cpu").state_dict())
 
     def _save_final(self) -> Path:
         card = None
         if self.card is not None:
-            card = self.card(self.model, RunHistory.from_jsonl(self.run.metrics_path), self)
-        return self.model.save(self.run.model_path, card=card)
+            card = self.card(self.model, RunHistory.from_jsonl(self.run_dir.metrics_path), self)
+        return self.model.save(self.run_dir.model_path, card=card)
 
-    def _nan_message(self, step: int, lr: float) -> str:
-        last = self.run.latest_checkpoint_path() if self.run is not None else None
+    def _non_finite_message(self, what: str, step: int, lr: float) -> str:
+        last = self.run_dir.latest_checkpoint_path() if self.run_dir is not None else None
         where = f"; the last good checkpoint is {last}" if last else ""
         return (
-            f"the loss became non-finite (NaN or inf) at step {step} (learning rate {lr:.3g}); the weights before this "
+            f"the {what} became non-finite (NaN or inf) at step {step} (learning rate {lr:.3g}); the weights before this "
             f"step are kept{where}. Try a lower learning rate, a longer warmup, or mixed_precision='bf16' instead of 'fp16'."
         )
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What one :meth:`Trainer.fit` trains with, made by ``Trainer._setup``."""
+
+    acc: Any  # the accelerate.Accelerator
+    model: torch.nn.Module  # as accelerate prepared it: DDP-wrapped under several processes
+    optimizer: Any
+    scheduler: Any
+    data: list[TokenizedData]  # one per data set
+    plan: _Plan
+    loss_params: dict[str, torch.nn.Parameter]  # the loss's own trained weights, by name
+    params: list[torch.nn.Parameter]  # every trained parameter, the model's first: clipped together
+    sync_after_backward: list[torch.nn.Parameter]  # whose gradients DDP's hooks do not average
+    start: int  # the steps already done: 0, or a resumed checkpoint's step
+
+
+class _Window:
+    """The steps since the last Step event: their summed loss, their examples, when they began."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss, self.steps, self.examples, self.since = 0.0, 0, 0, time.perf_counter()
+
+    def add(self, loss: float, examples: int) -> None:
+        self.loss += loss
+        self.steps += 1
+        self.examples += examples
 
 
 class _Plan:
@@ -375,7 +452,6 @@ class _Plan:
         if per_epoch == 0:
             raise ValueError(f"no full batch of {cfg.batch_size} rows in the training data (drop_last=True)")
         self.total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * per_epoch
-        self.per_epoch = per_epoch
 
     def _epoch(self, e: int) -> list[tuple[int, list[int]]]:
         while len(self._epochs) <= e:
@@ -424,100 +500,6 @@ def _named_datasets(train_data: Any) -> dict[str, Any]:
     return {"train": train_data}
 
 
-def _mean_over_processes(acc: Any, value: torch.Tensor) -> float:
-    """A scalar averaged over all processes (itself with one process)."""
-    if acc.num_processes == 1:
-        return float(value)
-    return float(acc.reduce(value.float().reshape(1), reduction="mean"))
-
-
-def _any_process(acc: Any, flag: bool) -> bool:
-    """True on every process when it is true on any (a stop asked for on one must end all)."""
-    if acc.num_processes == 1:
-        return flag
-    return bool(acc.reduce(torch.tensor([float(flag)], device=acc.device), reduction="sum") > 0)
-
-
-def _replays_forward_in_backward(loss: Any) -> bool:
-    from workbench.losses import CachedMultipleNegativesRankingLoss
-
-    return isinstance(loss, CachedMultipleNegativesRankingLoss)
-
-
-def _average_gradients(acc: Any, model: torch.nn.Module) -> None:
-    """Average the gradients over processes in one all-reduce (what DDP does during the backward pass)."""
-    import torch.distributed as dist
-
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])  # (n_params,)
-    dist.all_reduce(flat)
-    flat /= acc.num_processes
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
-
-class _Running:
-    """How many trainings are going in this process (two dashboards can train at once in one kernel)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> _Running:
-        with self._lock:
-            self.count += 1
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        with self._lock:
-            self.count -= 1
-
-
-_RUNNING = _Running()
-
-
-def _forget_accelerate_state(precision: str, cpu: bool) -> None:
-    """Let the next Accelerator take new settings, in a process that is not one of several.
-
-    accelerate keeps one state per process and refuses a second Accelerator with another
-    ``mixed_precision`` (or a CPU one after a GPU one), telling the user to restart the runtime:
-    in a notebook, the second run after a precision change would fail. One process has nothing
-    to coordinate, so its state is dropped before each run; under torchrun / accelerate launch
-    (several processes) it is kept, and every run there comes from the same recipe. It is also
-    kept while another training in this process is using it, and a run that needs other
-    settings is refused with a plain message (accelerate's would say to restart the runtime).
-    """
-    from accelerate.state import AcceleratorState, PartialState
-
-    if _RUNNING.count > 1:
-        state = AcceleratorState._shared_state
-        if state and (state.get("_mixed_precision") != precision or (state["device"].type == "cpu") != cpu):
-            theirs = f"mixed_precision={state.get('_mixed_precision')!r} on {state['device'].type}"
-            raise RuntimeError(f"another training in this process is running with {theirs}; this one needs "
-                               f"mixed_precision={precision!r} on {'cpu' if cpu else 'the GPU'}: wait for it to "
-                               "finish (or Stop it), or use the same settings")
-        return
-    if PartialState._shared_state and PartialState().num_processes > 1:
-        return
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return
-    AcceleratorState._reset_state(reset_partial_state=True)  # accelerate's own tests reset it this way
-
-
-def _from_main(acc: Any, obj: Any) -> Any:
-    """The main process's ``obj`` on every process (a picklable value)."""
-    if acc.num_processes == 1:
-        return obj
-    from accelerate.utils import broadcast_object_list
-
-    return broadcast_object_list([obj], from_process=0)[0]
-
-
 def _linear_schedule(step: int, warmup: int, total: int) -> float:
     """Linear warmup from 0, then linear decay to 0 (the schedule sentence-transformers' trainer uses)."""
     if step < warmup:
@@ -525,43 +507,24 @@ def _linear_schedule(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+def _own_parameters(loss: torch.nn.Module, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """The loss's trainable parameters that are not the model's (e.g. a classifier head), by name."""
+    models = {id(p) for p in model.parameters()}
+    return {name: p for name, p in loss.named_parameters() if p.requires_grad and id(p) not in models}
+
+
+def _param_groups(modules: Iterable[torch.nn.Module], weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW's two groups over the trainable parameters of ``modules``, each parameter once (a loss
+    holds the model): weight decay on matrices, none on biases and LayerNorm weights."""
+    decay, no_decay, seen = [], [], set()
+    for module in modules:
+        for name, p in module.named_parameters():
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def _loss_config(loss: Any) -> dict[str, Any]:
     return loss.config() if hasattr(loss, "config") else {"name": type(loss).__name__}
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    # Plain lists and tensors only, so the checkpoint loads with torch.load(weights_only=True).
-    state = {
-        "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
-        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
