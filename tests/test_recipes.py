@@ -57,6 +57,8 @@ CARELESS = [
     ("loss", "scael = 10.0", "[loss]: unknown key 'scael' (did you mean 'scale'?) for MultipleNegativesRankingLoss"),
     ("loss", "mini_batch_size = 8", "[loss]: unknown key 'mini_batch_size'"),
     ("loss", 'scale = "big"', "[loss]: scale: expected a number, got 'big'"),
+    ("loss", "scale = -5.0", "[loss]: scale must be a positive finite number"),
+    ("loss", 'similarity = "euclidean"', "[loss]: similarity='euclidean': losses score with cosine or dot"),
     ("model", "pooling = 'avg'", "[model]: pooling: unknown mode 'avg'"),
     ("model", "denes = 256", "[model]: unknown key 'denes' (did you mean 'dense'?)"),
     ("model", "normalize = 1", "[model]: normalize: expected true or false"),
@@ -101,6 +103,12 @@ def test_set_goes_through_the_same_checks(assignment, message):
     with pytest.raises(RecipeError) as err:
         load_recipe("offline-a-distill", [assignment])
     assert message in str(err.value) and "offline-a-distill.toml" in str(err.value)
+
+
+def test_cached_mnrl_cannot_be_asked_to_gather():
+    with pytest.raises(RecipeError, match="gather_across_devices=True is not supported"):
+        load_recipe("offline-b-mnrl-minilm", ["loss.name=CachedMultipleNegativesRankingLoss",
+                                              "loss.gather_across_devices=true"])
 
 
 def test_the_cli_refuses_before_loading_anything(tmp_path):

@@ -22,8 +22,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench import rng
+from workbench.similarity import canonical_fn_name
 
-SIMILARITIES = ("cosine", "dot")
+# The similarity functions a contrastive loss can score with (of workbench.similarity's list):
+# the distances have no scale-invariant softmax temperature, so they are not offered here.
+LOSS_SIMILARITIES = ("cosine", "dot")
+
+
+def _loss_similarity(similarity: Any) -> str:
+    name = canonical_fn_name(similarity)
+    if name not in LOSS_SIMILARITIES:
+        raise ValueError(f"similarity={similarity!r}: losses score with {' or '.join(LOSS_SIMILARITIES)}, "
+                         f"not a distance")
+    return name
 
 
 # ----- pure functions ----------------------------------------------------------------------------
@@ -76,8 +87,7 @@ def mnrl_loss(
         >>> math.isclose(float(mnrl_loss(onehot, onehot, scale=2.0)), math.log(1 + 3 * math.exp(-2.0)), rel_tol=1e-6)
         True
     """
-    if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity={similarity!r}; choose from {', '.join(SIMILARITIES)}")
+    similarity = _loss_similarity(similarity)
     _check_scale(scale)
     _check_2d("anchors", anchors)
     if positives.shape[0] <= anchors.shape[0] and offset == 0:
@@ -248,8 +258,7 @@ class MultipleNegativesRankingLoss(_Loss):
                  gather_across_devices: bool = True):
         super().__init__(model)
         _check_scale(scale)
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"similarity={similarity!r}; choose from {', '.join(SIMILARITIES)}")
+        similarity = _loss_similarity(similarity)
         self.scale = float(scale)
         self.similarity = similarity
         self.gather_across_devices = bool(gather_across_devices)

@@ -172,6 +172,11 @@ class LossSpec:
             except ValueTypeError as err:
                 raise ValueTypeError(f"{key}: {err}") from None
         object.__setattr__(self, "params", checked)
+        # The loss checks its own values (a positive scale, a known similarity, ...) when it is made;
+        # making it on a stand-in model now refuses a bad value before any model or data is loaded.
+        from torch import nn
+
+        classes[self.name](nn.Identity(), **checked)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], kind: str = "train") -> LossSpec:
