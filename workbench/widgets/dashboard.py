@@ -97,6 +97,7 @@ class LiveCurves(View):
             steps, values = self.history.metric(key)
             with self.fig.batch_update():
                 self.fig.data[1].name = f"{self.name}: {key}"
+                self.fig.layout.annotations[1].text = key  # the right panel's title: the metric it shows
                 self.fig.data[1].x = steps
                 self.fig.data[1].y = values
         elif isinstance(event, Done):
