@@ -247,11 +247,14 @@ class MultipleNegativesRankingLoss(_Loss):
             negatives; sentence-transformers' default). No effect in one process.
 
     Example:
-        >>> from workbench.models import build_model                          # doctest: +SKIP
-        >>> model = build_model("all-MiniLM-L6-v2", dense=256, normalize=True)  # doctest: +SKIP
-        >>> loss_fn = MultipleNegativesRankingLoss(model)                     # doctest: +SKIP
-        >>> cols = [model.tokenize(["a cat sits"]), model.tokenize(["a cat is sitting"])]  # doctest: +SKIP
-        >>> loss_fn(cols).backward()                                          # doctest: +SKIP
+        >>> from workbench.models import build_model
+        >>> model = build_model("all-MiniLM-L6-v2", keep_layers=[0], dense=32, normalize=True, seed=0)
+        >>> loss_fn = MultipleNegativesRankingLoss(model)
+        >>> cols = [model.tokenize(["a cat sits", "a dog runs"]), model.tokenize(["a cat is sitting", "a dog is running"])]
+        >>> loss = loss_fn(cols)  # each anchor against both positives: a 2-way cross-entropy
+        >>> loss.backward()
+        >>> loss.shape, 0 < float(loss.detach()) < 2
+        (torch.Size([]), True)
     """
 
     def __init__(self, model: nn.Module, scale: float = 20.0, similarity: str = "cosine",
@@ -373,12 +376,15 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
         gather_across_devices: only ``False`` (the default); ``True`` is refused.
 
     Example:
-        >>> from workbench.models import build_model                          # doctest: +SKIP
-        >>> model = build_model("all-MiniLM-L6-v2", dense=256, normalize=True)  # doctest: +SKIP
-        >>> loss_fn = CachedMultipleNegativesRankingLoss(model, mini_batch_size=16)  # doctest: +SKIP
-        >>> texts = [f"sentence {i}" for i in range(256)]                     # doctest: +SKIP
-        >>> loss = loss_fn([model.tokenize(texts), model.tokenize(texts[::-1])])  # doctest: +SKIP
-        >>> loss.backward()                                                   # doctest: +SKIP
+        >>> from workbench.models import build_model
+        >>> model = build_model("all-MiniLM-L6-v2", keep_layers=[0], dense=32, normalize=True, seed=0).eval()
+        >>> texts = [f"sentence number {i}" for i in range(32)]
+        >>> cols = [model.tokenize(texts), model.tokenize(texts[::-1])]
+        >>> cached = CachedMultipleNegativesRankingLoss(model, mini_batch_size=8)(cols)  # 4 forward passes per column
+        >>> plain = MultipleNegativesRankingLoss(model, gather_across_devices=False)(cols)
+        >>> abs(float(cached.detach()) - float(plain.detach())) < 1e-5
+        True
+        >>> cached.backward()
     """
 
     def __init__(self, model: nn.Module, scale: float = 20.0, mini_batch_size: int = 32, similarity: str = "cosine",
@@ -438,10 +444,13 @@ class MSELoss(_Loss):
         model: the student model.
 
     Example:
-        >>> from workbench.models import build_model                      # doctest: +SKIP
-        >>> student = build_model("all-MiniLM-L6-v2", keep_layers=[0, 5])  # doctest: +SKIP
-        >>> teacher = torch.randn(1, student.dim)                         # doctest: +SKIP
-        >>> MSELoss(student)([student.tokenize(["a cat sits"])], teacher)  # doctest: +SKIP
+        >>> from workbench.models import build_model
+        >>> student = build_model("all-MiniLM-L6-v2", keep_layers=[0, 5])
+        >>> teacher = torch.zeros(1, student.dim)  # the teacher's embedding of the sentence
+        >>> loss = MSELoss(student)([student.tokenize(["a cat sits"])], teacher)
+        >>> embedding = student.encode(["a cat sits"])
+        >>> abs(float(loss.detach()) - float((embedding ** 2).mean())) < 1e-6  # the mean squared distance to it
+        True
     """
 
     def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
@@ -460,10 +469,12 @@ class CoSENTLoss(_Loss):
         scale: logit multiplier, ``scale = 1 / temperature``.
 
     Example:
-        >>> from workbench.models import build_model                     # doctest: +SKIP
-        >>> model = build_model("all-MiniLM-L6-v2")                       # doctest: +SKIP
-        >>> a, b = model.tokenize(["a cat", "a car"]), model.tokenize(["a kitten", "a tree"])  # doctest: +SKIP
-        >>> CoSENTLoss(model)([a, b], torch.tensor([0.9, 0.1]))          # doctest: +SKIP
+        >>> from workbench.models import build_model
+        >>> model = build_model("all-MiniLM-L6-v2", keep_layers=[0], seed=0)
+        >>> a, b = model.tokenize(["a cat", "a car"]), model.tokenize(["a kitten", "a tree"])
+        >>> loss = CoSENTLoss(model)([a, b], torch.tensor([0.9, 0.1]))
+        >>> loss.shape, float(loss.detach()) >= 0
+        (torch.Size([]), True)
     """
 
     def __init__(self, model: nn.Module, scale: float = 20.0):

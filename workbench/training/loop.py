@@ -14,15 +14,16 @@ scores each anchor against every process's share (``gather_across_devices``), th
 against its own process's share only. The main process evaluates while the others wait.
 
 Example:
-    >>> from workbench import build_model                                        # doctest: +SKIP
-    >>> from workbench.data import load_caption_pairs, load_stsb                  # doctest: +SKIP
-    >>> from workbench.evaluation import STSEvaluator                             # doctest: +SKIP
-    >>> from workbench.losses import MultipleNegativesRankingLoss                 # doctest: +SKIP
-    >>> model = build_model("all-MiniLM-L6-v2")                                   # doctest: +SKIP
-    >>> dev = STSEvaluator.from_dataset(load_stsb("dev"), name="sts-dev")         # doctest: +SKIP
-    >>> events = []                                                              # doctest: +SKIP
-    >>> Trainer(model, MultipleNegativesRankingLoss(model), TrainConfig(max_steps=50),
-    ...         load_caption_pairs("train"), dev, callbacks=[events.append]).fit()  # doctest: +SKIP
+    >>> from workbench import build_model
+    >>> from workbench.losses import MultipleNegativesRankingLoss
+    >>> model = build_model("all-MiniLM-L6-v2", keep_layers=[0], seed=0)
+    >>> pairs = {"anchor": ["a cat sits", "a dog runs", "it rains", "the sun shines"],
+    ...          "positive": ["a cat is sitting", "a dog is running", "rain is falling", "it is sunny"]}
+    >>> events = []
+    >>> trained = Trainer(model, MultipleNegativesRankingLoss(model), TrainConfig(max_steps=3, batch_size=2, log_every=1),
+    ...                   pairs, callbacks=[events.append]).fit()
+    >>> [type(e).__name__ for e in events], events[-1].reason
+    (['Started', 'Step', 'Step', 'Step', 'Done'], 'completed')
 """
 
 from __future__ import annotations
