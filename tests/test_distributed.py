@@ -33,6 +33,10 @@ import torch
 
 from workbench import cli, load_model
 
+# This process on one thread (on a busy machine, two spinning OpenMP threads can be several times
+# slower than one); the torchrun workers get OMP_NUM_THREADS=1.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # cli.main with one addition: each process records a digest of its final weights, which DDP
 # must have kept identical.
 _LAUNCH = textwrap.dedent("""
@@ -140,14 +144,8 @@ def _torchrun(tmp_path: Path, stsb_dir: Path, args: list[str], **env_extra: str)
 
 
 def _one_process(args: list[str]) -> None:
-    """The same CLI command in this process, on one thread (on a busy machine, two spinning
-    OpenMP threads can be several times slower than one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert cli.main(args) == 0
-    finally:
-        torch.set_num_threads(threads)
+    """The same CLI command in this process (on one thread, as the whole module)."""
+    assert cli.main(args) == 0
 
 
 def _check_one_run_folder(runs: Path, run: Path, digests: Path, name: str) -> list[dict]:
@@ -315,16 +313,13 @@ _GRADIENT = textwrap.dedent("""
     import torch.distributed as dist
 
     faulthandler.enable()  # a crash in a worker prints its Python stack
-    from transformers import BertConfig
-    from workbench import build_model
+    from workbench import load_model
     from workbench.losses import MultipleNegativesRankingLoss
     from workbench.training.batching import TokenizedData
 
-    tokenizer, out, gather = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    folder, out, gather = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
     torch.set_num_threads(1)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model = build_model(cfg, tokenizer=tokenizer, dense=16, normalize=True, max_seq_length=32, seed=3, device="cpu")
+    model = load_model(folder, device="cpu").train()  # the test's random model, without dropout
     words = ["cat", "dog", "car", "tree", "river", "bird", "chair"]
     data = TokenizedData({"anchor": [f"the {w} is here" for w in words],
                           "positive": [f"a {w} was seen" for w in words],
@@ -357,9 +352,11 @@ _GRADIENT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_gathered_negatives_give_two_processes_the_one_process_gradient(minilm_path, tmp_path):
+def test_gathered_negatives_give_two_processes_the_one_process_gradient(tiny_bert, tmp_path):
     script = tmp_path / "gradient.py"
     script.write_text(_GRADIENT, encoding="utf-8")
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    tiny = tiny_bert(layers=1, dense=16, normalize=True, seed=3, config=no_dropout).save(tmp_path / "tiny")
     env = dict(os.environ, OMP_NUM_THREADS="1")
 
     def run(processes: int, gather: bool) -> dict:
@@ -367,7 +364,7 @@ def test_gathered_negatives_give_two_processes_the_one_process_gradient(minilm_p
         launcher = [sys.executable] if processes == 1 else [
             sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(processes),
             "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
-        done = subprocess.run([*launcher, str(script), str(minilm_path), str(out), str(int(gather))],
+        done = subprocess.run([*launcher, str(script), str(tiny), str(out), str(int(gather))],
                               env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         return torch.load(out)
@@ -396,8 +393,7 @@ _UNHOOKED = textwrap.dedent("""
     import torch.distributed as dist
 
     faulthandler.enable()
-    from transformers import BertConfig
-    from workbench import build_model
+    from workbench import load_model
     from workbench.losses import CachedMultipleNegativesRankingLoss, mnrl_loss
     from workbench.training import TrainConfig, Trainer
 
@@ -412,14 +408,13 @@ _UNHOOKED = textwrap.dedent("""
             anchors, positives = (self.head(self.model(f)) for f in features)  # each (share, 16)
             return mnrl_loss(anchors, positives)
 
-    tokenizer, out = sys.argv[1], sys.argv[2]
+    folder, out = sys.argv[1], sys.argv[2]
     torch.set_num_threads(1)
     nouns = ["cat", "dog", "car", "tree", "house", "river", "bird", "phone", "chair", "cloud"]
     data = {"anchor": [f"the {nouns[i % 10]} number {i}" for i in range(80)],
             "positive": [f"a {nouns[i % 10]} item {i}" for i in range(80)]}
     for name in ["cached", "head"]:
-        cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-        model = build_model(cfg, tokenizer=tokenizer, dense=16, normalize=True, max_seq_length=32, seed=0, device="cpu")
+        model = load_model(folder, device="cpu")  # the test's random model, afresh for each loss
         loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=3) if name == "cached" else HeadLoss(model)
         Trainer(model, loss, TrainConfig(lr=1e-3, batch_size=16, max_steps=4, eval_at_start=False), data).fit()
         h = hashlib.sha256()
@@ -436,14 +431,15 @@ _UNHOOKED = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_gradients_outside_ddp_hooks_are_averaged_too(minilm_path, tmp_path):
+def test_gradients_outside_ddp_hooks_are_averaged_too(tiny_bert, tmp_path):
     script = tmp_path / "unhooked.py"
     script.write_text(_UNHOOKED, encoding="utf-8")
+    tiny = tiny_bert(layers=1, dense=16, normalize=True).save(tmp_path / "tiny")
     out = tmp_path / "digests"
     out.mkdir()
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
                            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script),
-                           str(minilm_path), str(out)],
+                           str(tiny), str(out)],
                           env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ["cached", "head"]:

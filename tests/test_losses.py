@@ -54,12 +54,10 @@ def _tokenizer(texts: list[str]):
 
 
 @pytest.fixture(scope="module")
-def tiny() -> EmbeddingModel:
-    from transformers import BertConfig
-
+def tiny(bert_config) -> EmbeddingModel:
     tokenizer = _tokenizer(ANCHORS + POSITIVES + NEGATIVES)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=64)  # dropout 0.1 by default
+    config = bert_config(layers=2, hidden=32, vocab_size=len(tokenizer), intermediate_size=37,
+                         max_position_embeddings=64)  # dropout 0.1 by default
     return build_model(config, tokenizer=tokenizer, dense=16, normalize=True, seed=0, device="cpu")
 
 

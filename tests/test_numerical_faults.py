@@ -8,32 +8,23 @@ tested in tests/test_training.py (test_non_finite_loss_stops_with_clear_error_an
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig
 
-from workbench import build_model, load_model
+from workbench import load_model
 from workbench.losses import MultipleNegativesRankingLoss
 from workbench.training import Done, TrainConfig, Trainer, TrainingError
 from workbench.training.runs import RunDir
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """On a busy machine a tiny model's forward runs ~30x faster on one thread (idle threads spin)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _tiny(minilm_path: Path, dropout: float = 0.1):
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                     hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    return build_model(cfg, tokenizer=minilm_path, dense=16, normalize=True, max_seq_length=32, seed=0, device="cpu")
+def _tiny(tiny_bert, dropout: float = 0.1):
+    """One layer, Dense 16, Normalize; ``dropout`` in the attention and hidden layers."""
+    return tiny_bert(layers=1, dense=16, normalize=True,
+                     config={"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout})
 
 
 def _pairs(n: int = 80) -> dict[str, list[str]]:
@@ -84,8 +75,8 @@ def _oom_above(model, monkeypatch, rows: int) -> list[int]:
     return tried
 
 
-def test_encode_oom_retries_with_smaller_batches_and_says_so(minilm_path, monkeypatch):
-    model = _tiny(minilm_path).eval()
+def test_encode_oom_retries_with_smaller_batches_and_says_so(tiny_bert, monkeypatch):
+    model = _tiny(tiny_bert)
     texts = [f"sentence {i} " + "word " * (i % 13) for i in range(40)]
     expected = model.encode(texts, batch_size=16)
     tried = _oom_above(model, monkeypatch, rows=5)
@@ -96,8 +87,8 @@ def test_encode_oom_retries_with_smaller_batches_and_says_so(minilm_path, monkey
     assert got.shape == (40, 16) and np.abs(got - expected).max() <= 1e-6  # same numbers, input order
 
 
-def test_encode_oom_even_for_one_text_is_raised_not_looped(minilm_path, monkeypatch):
-    model = _tiny(minilm_path).eval()
+def test_encode_oom_even_for_one_text_is_raised_not_looped(tiny_bert, monkeypatch):
+    model = _tiny(tiny_bert)
     tried = _oom_above(model, monkeypatch, rows=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -117,8 +108,8 @@ def _oom_at(step: int):
     return fault
 
 
-def test_training_oom_stops_with_advice_and_keeps_the_checkpoint(minilm_path, tmp_path):
-    model = _tiny(minilm_path)
+def test_training_oom_stops_with_advice_and_keeps_the_checkpoint(tiny_bert, tmp_path):
+    model = _tiny(tiny_bert)
     events: list = []
     trainer = Trainer(model, FaultyLoss(model, _oom_at(5)), CFG, _pairs(), run_dir=tmp_path / "run",
                       callbacks=[events.append])
@@ -137,25 +128,25 @@ def test_training_oom_stops_with_advice_and_keeps_the_checkpoint(minilm_path, tm
     assert not (tmp_path / "run" / "model").exists()
 
 
-def test_resume_after_training_oom_equals_an_uninterrupted_run(minilm_path, tmp_path):
-    reference = _tiny(minilm_path)
+def test_resume_after_training_oom_equals_an_uninterrupted_run(tiny_bert, tmp_path):
+    reference = _tiny(tiny_bert)
     Trainer(reference, MultipleNegativesRankingLoss(reference), CFG, _pairs(), run_dir=tmp_path / "ref").fit()
-    model = _tiny(minilm_path)
+    model = _tiny(tiny_bert)
     with pytest.raises(TrainingError):
         Trainer(model, FaultyLoss(model, _oom_at(5)), CFG, _pairs(), run_dir=tmp_path / "run").fit()
-    again = _tiny(minilm_path)
+    again = _tiny(tiny_bert)
     Trainer(again, MultipleNegativesRankingLoss(again), CFG, _pairs(), run_dir=tmp_path / "run").fit(resume=True)
     assert _max_diff(_weights(again), _weights(reference)) <= 1e-4
 
 
-def test_resume_after_training_oom_without_dropout_equals_an_uninterrupted_run(minilm_path, tmp_path):
+def test_resume_after_training_oom_without_dropout_equals_an_uninterrupted_run(tiny_bert, tmp_path):
     """The same without dropout: a resume from the kept checkpoint is exact whatever the RNG."""
-    reference = _tiny(minilm_path, dropout=0.0)
+    reference = _tiny(tiny_bert, dropout=0.0)
     Trainer(reference, MultipleNegativesRankingLoss(reference), CFG, _pairs(), run_dir=tmp_path / "ref").fit()
-    model = _tiny(minilm_path, dropout=0.0)
+    model = _tiny(tiny_bert, dropout=0.0)
     with pytest.raises(TrainingError):
         Trainer(model, FaultyLoss(model, _oom_at(5)), CFG, _pairs(), run_dir=tmp_path / "run").fit()
-    again = _tiny(minilm_path, dropout=0.0)
+    again = _tiny(tiny_bert, dropout=0.0)
     Trainer(again, MultipleNegativesRankingLoss(again), CFG, _pairs(), run_dir=tmp_path / "run").fit(resume=True)
     assert _max_diff(_weights(again), _weights(reference)) <= 1e-4
     assert _max_diff(load_model(tmp_path / "run" / "model", device="cpu").state_dict(), _weights(reference)) <= 1e-4
@@ -164,8 +155,8 @@ def test_resume_after_training_oom_without_dropout_equals_an_uninterrupted_run(m
 # ----- non-finite losses and gradients -------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
-def test_non_finite_loss_at_the_first_step_keeps_the_initial_weights(bad, minilm_path, tmp_path):
-    model = _tiny(minilm_path)
+def test_non_finite_loss_at_the_first_step_keeps_the_initial_weights(bad, tiny_bert, tmp_path):
+    model = _tiny(tiny_bert)
     before = _weights(model)
     trainer = Trainer(model, FaultyLoss(model, lambda call, v: v * bad if call == 1 else v), CFG, _pairs(),
                       run_dir=tmp_path / "run")
@@ -189,8 +180,8 @@ class _NanGradient(torch.autograd.Function):
         return grad * float("nan")
 
 
-def test_nan_gradient_never_reaches_a_checkpoint(minilm_path, tmp_path):
-    model = _tiny(minilm_path)
+def test_nan_gradient_never_reaches_a_checkpoint(tiny_bert, tmp_path):
+    model = _tiny(tiny_bert)
     trainer = Trainer(model, FaultyLoss(model, lambda call, v: _NanGradient.apply(v) if call == 5 else v), CFG,
                       _pairs(), run_dir=tmp_path / "run")
     with pytest.raises(TrainingError, match=r"gradients became non-finite .* at step 5"):

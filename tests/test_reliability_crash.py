@@ -29,14 +29,7 @@ from workbench import load_model
 from workbench.training import RunHistory, Started, list_runs
 from workbench.training.runs import RunDir
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """On a busy machine a tiny model's forward runs ~30x faster on one thread (idle threads spin)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TRAIN_CHILD = textwrap.dedent(
@@ -50,11 +43,10 @@ TRAIN_CHILD = textwrap.dedent(
     from pathlib import Path
 
     import torch
-    from transformers import BertConfig
 
     import workbench.models.model as model_module
     import workbench.training.runs as runs_module
-    from workbench import build_model
+    from workbench import load_model
     from workbench.losses import MultipleNegativesRankingLoss
     from workbench.models.modules import Dense, Transformer
     from workbench.training import Checkpoint, Step, TrainConfig, Trainer
@@ -84,12 +76,10 @@ TRAIN_CHILD = textwrap.dedent(
             return {"mean_pos_cos": float((a * b).sum(1).mean())}
 
 
-    def make_trainer(run_dir, tokenizer, callbacks=()):
-        # BertConfig's default dropout (0.1) stays on: resuming must restore the RNG exactly.
-        cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64)
-        model = build_model(cfg, tokenizer=tokenizer, dense=16, normalize=True, max_seq_length=32, seed=0,
-                            device="cpu")
+    def make_trainer(run_dir, student, callbacks=()):
+        # the test's saved random student; BertConfig's default dropout (0.1) stays on: resuming
+        # must restore the RNG exactly.
+        model = load_model(student, device="cpu")
         return Trainer(model, MultipleNegativesRankingLoss(model), CONFIG, DATA, MeanPositiveCosine(),
                        run_dir=run_dir, callbacks=list(callbacks))
 
@@ -193,8 +183,8 @@ TRAIN_CHILD = textwrap.dedent(
 
     if __name__ == "__main__":
         torch.set_num_threads(1)  # as the test process: same arithmetic, and no spinning threads
-        run_dir, tokenizer, point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-        trainer = make_trainer(run_dir, tokenizer)
+        run_dir, student, point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+        trainer = make_trainer(run_dir, student)
         install(point, trainer, run_dir)
         trainer.fit()
     '''
@@ -228,15 +218,21 @@ def helpers(child) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def reference(helpers, minilm_path, tmp_path_factory) -> Path:
+def student(tiny_bert, tmp_path_factory) -> str:
+    """The folder of the random model every training here starts from (the child loads it too)."""
+    return str(tiny_bert(layers=2, dense=16, normalize=True).save(tmp_path_factory.mktemp("student") / "model"))
+
+
+@pytest.fixture(scope="module")
+def reference(helpers, student, tmp_path_factory) -> Path:
     """An uninterrupted run, done once for every kill point."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    helpers["make_trainer"](run_dir, str(minilm_path)).fit()
+    helpers["make_trainer"](run_dir, student).fit()
     return run_dir
 
 
-def _kill(child: Path, run_dir: Path, tokenizer: Path, point: str) -> None:
-    proc = subprocess.run([sys.executable, str(child), str(run_dir), str(tokenizer), point],
+def _kill(child: Path, run_dir: Path, student: str, point: str) -> None:
+    proc = subprocess.run([sys.executable, str(child), str(run_dir), student, point],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, f"{point}: the child was not killed (rc {proc.returncode}): {proc.stderr[-2000:]}"
 
@@ -272,9 +268,9 @@ def _expected_start(point: str, ref: Path) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_sigkill_then_resume_equals_an_uninterrupted_run(point, child, helpers, reference, minilm_path, tmp_path):
+def test_sigkill_then_resume_equals_an_uninterrupted_run(point, child, helpers, reference, student, tmp_path):
     run_dir = tmp_path / "run"
-    _kill(child, run_dir, minilm_path, point)
+    _kill(child, run_dir, student, point)
 
     # What the kill left: no half-written model under a final name, no half checkpoint trusted.
     assert not (run_dir / "model").exists(), "the final model appears only when complete"
@@ -288,7 +284,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(point, child, helpers, 
     assert [r.status for r in list_runs(tmp_path)] == ["unfinished"]
 
     events: list[Any] = []
-    helpers["make_trainer"](run_dir, str(minilm_path), callbacks=[events.append]).fit(resume=True)
+    helpers["make_trainer"](run_dir, student, callbacks=[events.append]).fit(resume=True)
     assert isinstance(events[0], Started) and events[0].start_step == start
     _assert_same_run(reference, run_dir)
     leftovers = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob(".*"))
@@ -297,9 +293,9 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(point, child, helpers, 
 
 
 @pytest.fixture(scope="module")
-def killed_in_cleanup(child, minilm_path, tmp_path_factory) -> Path:
+def killed_in_cleanup(child, student, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("cleanup") / "run"
-    _kill(child, run_dir, minilm_path, "cleanup")
+    _kill(child, run_dir, student, "cleanup")
     return run_dir
 
 
@@ -335,18 +331,15 @@ CACHE_CHILD = textwrap.dedent(
     import sys
 
     import torch
-    from transformers import BertConfig
 
     import workbench.distill as distill
-    from workbench import build_model
+    from workbench import load_model
 
     TEXTS = [f"sentence number {i} about a {['cat', 'dog', 'tree'][i % 3]}" for i in range(40)]
 
 
-    def make_teacher(tokenizer):
-        cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64)
-        return build_model(cfg, tokenizer=tokenizer, max_seq_length=32, seed=1, device="cpu").eval()
+    def make_teacher(folder):
+        return load_model(folder, device="cpu")  # the test's saved random teacher, in eval mode
 
 
     def die():
@@ -355,8 +348,8 @@ CACHE_CHILD = textwrap.dedent(
 
     if __name__ == "__main__":
         torch.set_num_threads(1)
-        cache_dir, tokenizer, point = sys.argv[1], sys.argv[2], sys.argv[3]
-        teacher = make_teacher(tokenizer)
+        cache_dir, folder, point = sys.argv[1], sys.argv[2], sys.argv[3]
+        teacher = make_teacher(folder)
         real_write = distill.atomic_write_text
         if point == "mid-encode":
             encode, calls = teacher.encode, []
@@ -392,6 +385,12 @@ CACHE_CHILD = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
+def teacher_folder(tiny_bert, tmp_path_factory) -> str:
+    """The folder of a random one-layer teacher (no Dense, no Normalize), for the child and this process."""
+    return str(tiny_bert(layers=1, seed=1).save(tmp_path_factory.mktemp("teacher") / "model"))
+
+
+@pytest.fixture(scope="module")
 def cache_child(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cache-child") / "cache_child.py"
     path.write_text(CACHE_CHILD, encoding="utf-8")
@@ -406,15 +405,16 @@ REDONE = {"mid-encode": 24, "chunk-written-not-recorded": 32, "record-written-no
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", list(REDONE))
-def test_sigkill_during_teacher_cache_write_never_leaves_a_corrupt_cache(point, cache_child, minilm_path, tmp_path):
+def test_sigkill_during_teacher_cache_write_never_leaves_a_corrupt_cache(point, cache_child, teacher_folder,
+                                                                            tmp_path):
     from workbench.distill import cache_key, teacher_embeddings
 
     helpers = runpy.run_path(str(cache_child), run_name="cache_child")
     texts = helpers["TEXTS"]
-    proc = subprocess.run([sys.executable, str(cache_child), str(tmp_path / "cache"), str(minilm_path), point],
+    proc = subprocess.run([sys.executable, str(cache_child), str(tmp_path / "cache"), teacher_folder, point],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
-    teacher = helpers["make_teacher"](str(minilm_path))
+    teacher = helpers["make_teacher"](teacher_folder)
     key = cache_key(teacher, texts)
     assert not (tmp_path / "cache" / f"{key}.npy").exists(), "no cache file under its final name after the kill"
 
@@ -441,7 +441,7 @@ def test_sigkill_during_teacher_cache_write_never_leaves_a_corrupt_cache(point, 
 # ----- the notebook: interrupting the kernel, re-running cells, reloading past runs --------------
 
 def test_kernel_interrupt_between_steps_keeps_a_checkpoint_and_resume_finishes_the_run(helpers, reference,
-                                                                                      minilm_path, tmp_path):
+                                                                                      student, tmp_path):
     """Interrupting the kernel is a KeyboardInterrupt in the training thread; here a callback raises it."""
     def interrupt(event):
         if type(event).__name__ == "Step" and event.step == 5:
@@ -450,22 +450,22 @@ def test_kernel_interrupt_between_steps_keeps_a_checkpoint_and_resume_finishes_t
     events: list[Any] = []
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        helpers["make_trainer"](run_dir, str(minilm_path), callbacks=[events.append, interrupt]).fit()
+        helpers["make_trainer"](run_dir, student, callbacks=[events.append, interrupt]).fit()
     assert type(events[-1]).__name__ == "Done" and events[-1].reason == "interrupted" and events[-1].step == 5
     found = RunDir(run_dir).latest_checkpoint()
     assert found is not None and found[1]["step"] == 5
     assert [r.status for r in list_runs(tmp_path)] == ["interrupted"]
 
     resumed: list[Any] = []
-    helpers["make_trainer"](run_dir, str(minilm_path), callbacks=[resumed.append]).fit(resume=True)
+    helpers["make_trainer"](run_dir, student, callbacks=[resumed.append]).fit(resume=True)
     assert resumed[0].start_step == 5
     _assert_same_run(reference, run_dir)
 
 
-def test_kernel_interrupt_inside_a_step_then_resume_equals_an_uninterrupted_run(helpers, reference, minilm_path,
+def test_kernel_interrupt_inside_a_step_then_resume_equals_an_uninterrupted_run(helpers, reference, student,
                                                                                 tmp_path):
     run_dir = tmp_path / "run"
-    trainer = helpers["make_trainer"](run_dir, str(minilm_path))
+    trainer = helpers["make_trainer"](run_dir, student)
     forward, calls = trainer.loss.forward, []
 
     def interrupted_forward(*args, **kwargs):
@@ -478,15 +478,15 @@ def test_kernel_interrupt_inside_a_step_then_resume_equals_an_uninterrupted_run(
     trainer.loss.forward = interrupted_forward
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
-    helpers["make_trainer"](run_dir, str(minilm_path)).fit(resume=True)
+    helpers["make_trainer"](run_dir, student).fit(resume=True)
     _assert_same_run(reference, run_dir)
 
 
-def test_two_runs_side_by_side_do_not_touch_each_other(helpers, minilm_path, tmp_path):
+def test_two_runs_side_by_side_do_not_touch_each_other(helpers, student, tmp_path):
     """Two notebooks (or a cell run twice) training into two folders of one root."""
-    first = helpers["make_trainer"](tmp_path / "runs" / "a", str(minilm_path))
+    first = helpers["make_trainer"](tmp_path / "runs" / "a", student)
     first.config = first.config.replace(max_steps=6)
-    second = helpers["make_trainer"](tmp_path / "runs" / "b", str(minilm_path))
+    second = helpers["make_trainer"](tmp_path / "runs" / "b", student)
     second.config = second.config.replace(max_steps=6, lr=3e-3)
     first.fit()
     saved_a = {p.relative_to(tmp_path / "runs" / "a"): p.read_bytes() for p in (tmp_path / "runs" / "a").rglob("*")

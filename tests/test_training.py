@@ -9,12 +9,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig
 
 from workbench import build_model, load_model, rng
 from workbench.data import load_caption_pairs, load_stsb
@@ -35,9 +33,9 @@ from workbench.training.batching import TokenizedData
 from workbench.training.loop import _param_groups
 
 
-def _tiny(minilm_path: Path, seed: int = 0):
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    return build_model(cfg, tokenizer=minilm_path, dense=16, normalize=True, max_seq_length=32, seed=seed, device="cpu")
+def _tiny(tiny_bert, seed: int = 0):
+    """The model these tests train: 2 layers, BertConfig's default dropout (0.1), Dense 16, Normalize."""
+    return tiny_bert(layers=2, dense=16, normalize=True, seed=seed)
 
 
 def _pairs(n: int = 200) -> dict[str, list[str]]:
@@ -80,8 +78,8 @@ def test_short_training_lowers_loss_and_raises_sts(minilm_path, stsb_dir, tmp_pa
     assert again == pytest.approx(max(sts), abs=1e-6)  # best model kept
 
 
-def test_schedule_warmup_then_linear_decay(minilm_path):
-    model = _tiny(minilm_path)
+def test_schedule_warmup_then_linear_decay(tiny_bert):
+    model = _tiny(tiny_bert)
     events = []
     cfg = TrainConfig(lr=1e-3, batch_size=20, max_steps=10, warmup_ratio=0.2, log_every=1, eval_at_start=False)
     Trainer(model, MultipleNegativesRankingLoss(model), cfg, _pairs(), callbacks=[events.append]).fit()
@@ -91,8 +89,8 @@ def test_schedule_warmup_then_linear_decay(minilm_path):
     assert lrs == pytest.approx(expected)
 
 
-def test_stop_from_another_thread_keeps_what_was_learned(minilm_path, tmp_path):
-    model = _tiny(minilm_path)
+def test_stop_from_another_thread_keeps_what_was_learned(tiny_bert, tmp_path):
+    model = _tiny(tiny_bert)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer = None
     events = []
@@ -115,8 +113,8 @@ def test_stop_from_another_thread_keeps_what_was_learned(minilm_path, tmp_path):
     assert np.allclose(saved.encode(["a cat"]), model.encode(["a cat"]), atol=1e-6)
 
 
-def test_non_finite_loss_stops_with_clear_error_and_keeps_checkpoint(minilm_path, tmp_path):
-    model = _tiny(minilm_path)
+def test_non_finite_loss_stops_with_clear_error_and_keeps_checkpoint(tiny_bert, tmp_path):
+    model = _tiny(tiny_bert)
     inner = MultipleNegativesRankingLoss(model)
 
     class PoisonedLoss(torch.nn.Module):
@@ -146,8 +144,8 @@ def test_non_finite_loss_stops_with_clear_error_and_keeps_checkpoint(minilm_path
     assert np.allclose(restored.encode(["a dog"]), model.encode(["a dog"]), atol=1e-6)
 
 
-def test_batches_have_no_duplicate_texts(minilm_path):
-    model = _tiny(minilm_path)
+def test_batches_have_no_duplicate_texts(tiny_bert):
+    model = _tiny(tiny_bert)
     pairs = _pairs(60)
     pairs["anchor"][10] = pairs["anchor"][11] = pairs["anchor"][12] = "the same sentence"
     pairs["positive"][20] = pairs["anchor"][0]
@@ -162,8 +160,8 @@ def test_batches_have_no_duplicate_texts(minilm_path):
     assert data.epoch_batches(0, 16, 1, True, False) != data.epoch_batches(1, 16, 1, True, False)
 
 
-def test_texts_are_tokenized_once(minilm_path):
-    model = _tiny(minilm_path)
+def test_texts_are_tokenized_once(tiny_bert):
+    model = _tiny(tiny_bert)
     real = model.transformer.tokenizer
     calls = []
 
@@ -184,8 +182,8 @@ def test_texts_are_tokenized_once(minilm_path):
     assert calls == [100, 100]  # one call per text column, for 3 epochs (12 steps)
 
 
-def test_bad_training_data_is_named(minilm_path):
-    model = _tiny(minilm_path)
+def test_bad_training_data_is_named(tiny_bert):
+    model = _tiny(tiny_bert)
     loss = MultipleNegativesRankingLoss(model)
     with pytest.raises(ValueError, match="differ in length"):
         Trainer(model, loss, TrainConfig(), {"anchor": ["a", "b"], "positive": ["c"]}).fit()
@@ -199,8 +197,8 @@ def test_bad_training_data_is_named(minilm_path):
         TrainConfig(lr=0)
 
 
-def test_run_directory_and_listing(minilm_path, tmp_path):
-    model = _tiny(minilm_path)
+def test_run_directory_and_listing(tiny_bert, tmp_path):
+    model = _tiny(tiny_bert)
     cfg = TrainConfig(lr=1e-3, batch_size=20, max_steps=6, log_every=2, checkpoint_every=2, eval_at_start=False)
     Trainer(model, MultipleNegativesRankingLoss(model, scale=10.0), cfg, _pairs(), run_dir=tmp_path / "runs" / "a",
             run_info={"recipe": "unit"}).fit()
@@ -220,14 +218,12 @@ def test_run_directory_and_listing(minilm_path, tmp_path):
 RESUME_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
-    from transformers import BertConfig
-    from workbench import build_model
+    from workbench import load_model
     from workbench.losses import MultipleNegativesRankingLoss
     from workbench.training import Checkpoint, TrainConfig, Trainer
 
-    run_dir, kill_at, resume, tok = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    model = build_model(cfg, tokenizer=tok, dense=16, normalize=True, max_seq_length=32, seed=0, device="cpu")
+    run_dir, kill_at, resume, tiny = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+    model = load_model(tiny, device="cpu")  # the test's _tiny(), saved
     nouns = ["cat", "dog", "car", "tree", "house", "river", "bird", "phone", "chair", "cloud"]
     data = {"anchor": [f"the {nouns[i % 10]} number {i}" for i in range(120)],
             "positive": [f"a {nouns[i % 10]} item {i}" for i in range(120)]}
@@ -252,12 +248,13 @@ RESUME_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("kill_at", [6, 12])
-def test_resume_after_sigkill_matches_uninterrupted_run(minilm_path, tmp_path, kill_at):
+def test_resume_after_sigkill_matches_uninterrupted_run(tiny_bert, tmp_path, kill_at):
     script = tmp_path / "train.py"
     script.write_text(RESUME_SCRIPT)
+    tiny = _tiny(tiny_bert).save(tmp_path / "tiny")
 
     def run(run_dir, kill, resume):
-        return subprocess.run([sys.executable, str(script), str(run_dir), str(kill), "1" if resume else "0", str(minilm_path)],
+        return subprocess.run([sys.executable, str(script), str(run_dir), str(kill), "1" if resume else "0", str(tiny)],
                               capture_output=True, text=True, timeout=300)
 
     full = run(tmp_path / "full", 0, False)
@@ -281,9 +278,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(minilm_path, tmp_path, k
     assert math.isclose(a.done.best_value, b.done.best_value, abs_tol=1e-4)
 
 
-def test_several_datasets_share_one_run(minilm_path):
+def test_several_datasets_share_one_run(tiny_bert):
     """Pairs and triplets train together; each batch comes from one set, in proportion to size."""
-    model = _tiny(minilm_path)
+    model = _tiny(tiny_bert)
     pairs = _pairs(120)
     triplets = {"anchor": [f"x {i}" for i in range(40)], "positive": [f"y {i}" for i in range(40)],
                 "negative": [f"z {i}" for i in range(40)]}
@@ -300,12 +297,12 @@ def test_several_datasets_share_one_run(minilm_path):
     assert seen[:8] != [(2, 20)] * 6 + [(3, 20)] * 2  # interleaved, not one set after the other
 
 
-def test_precision_can_change_between_runs_in_one_process(minilm_path):
+def test_precision_can_change_between_runs_in_one_process(tiny_bert):
     # A notebook trains with bf16, then with fp32: accelerate alone refuses the second Accelerator
     # ("restart your runtime"); the trainer lets each run in one process pick its own settings.
     used = []
     for precision in ["bf16", "no", "bf16"]:
-        model = _tiny(minilm_path)
+        model = _tiny(tiny_bert)
         cfg = TrainConfig(lr=1e-3, batch_size=20, max_steps=2, eval_at_start=False, mixed_precision=precision)
         trainer = Trainer(model, MultipleNegativesRankingLoss(model), cfg, _pairs(60))
         trainer.fit()
@@ -331,7 +328,7 @@ def test_runs_started_at_once_get_their_own_folders(tmp_path):
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(p.name for p in got)
 
 
-def test_a_second_training_in_the_same_process_leaves_a_running_one_alone(minilm_path):
+def test_a_second_training_in_the_same_process_leaves_a_running_one_alone(tiny_bert):
     # Two dashboards in one kernel: the second run starts while the first is mid-way. Dropping
     # accelerate's state for the second (see the precision test above) must not pull it from
     # under the first.
@@ -342,7 +339,7 @@ def test_a_second_training_in_the_same_process_leaves_a_running_one_alone(minilm
             paused.set()
             resume.wait(timeout=120)
 
-    first_model, second_model = _tiny(minilm_path), _tiny(minilm_path, seed=1)
+    first_model, second_model = _tiny(tiny_bert), _tiny(tiny_bert, seed=1)
     cfg = TrainConfig(lr=1e-3, batch_size=20, max_steps=4, log_every=1, eval_at_start=False)
     first = Trainer(first_model, MultipleNegativesRankingLoss(first_model), cfg, _pairs(80), callbacks=[hold])
     errors = []
@@ -385,16 +382,16 @@ class _HeadLoss(torch.nn.Module):
         return mnrl_loss(anchors, positives)
 
 
-def _head_run(minilm_path, run_dir=None, interrupt_at=0):
-    model = _tiny(minilm_path)  # dropout on: an exact resume needs the RNG back too
+def _head_run(tiny_bert, run_dir=None, interrupt_at=0):
+    model = _tiny(tiny_bert)  # dropout on: an exact resume needs the RNG back too
     torch.manual_seed(0)  # the head's initial weights
     loss = _HeadLoss(model, interrupt_at)
     cfg = TrainConfig(lr=1e-2, batch_size=20, max_steps=8, log_every=1, checkpoint_every=3, eval_at_start=False)
     return Trainer(model, loss, cfg, _pairs(80), run_dir=run_dir)
 
 
-def test_the_optimizer_trains_the_loss_own_weights_once_each(minilm_path):
-    trainer = _head_run(minilm_path)
+def test_the_optimizer_trains_the_loss_own_weights_once_each(tiny_bert):
+    trainer = _head_run(tiny_bert)
     model, loss = trainer.model, trainer.loss
     groups = _param_groups([model, loss], 0.01)
     ids = [id(p) for g in groups for p in g["params"]]
@@ -410,14 +407,14 @@ def test_the_optimizer_trains_the_loss_own_weights_once_each(minilm_path):
                            weights["layers.0.auto_model.embeddings.word_embeddings.weight"])
 
 
-def test_resume_restores_the_loss_own_weights(minilm_path, tmp_path):
-    reference = _head_run(minilm_path)
+def test_resume_restores_the_loss_own_weights(tiny_bert, tmp_path):
+    reference = _head_run(tiny_bert)
     reference.fit()
-    interrupted = _head_run(minilm_path, tmp_path / "run", interrupt_at=6)
+    interrupted = _head_run(tiny_bert, tmp_path / "run", interrupt_at=6)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit()
     assert interrupted.step == 5
-    resumed = _head_run(minilm_path, tmp_path / "run")
+    resumed = _head_run(tiny_bert, tmp_path / "run")
     resumed.fit(resume=True)
     assert resumed.loss.calls == 3  # steps 6, 7, 8
     assert torch.allclose(resumed.loss.head.weight, reference.loss.head.weight, atol=1e-6)
