@@ -109,6 +109,46 @@ def test_encode_names_the_first_non_string(tiny, items, bad, data):
         tiny.encode(items[:i] + [bad] + items[i:])
 
 
+UNORDERED = {
+    "set": lambda items: set(items),
+    "frozenset": lambda items: frozenset(items),
+    "dict_keys": lambda items: dict.fromkeys(items).keys(),
+    "dict_values": lambda items: {i: t for i, t in enumerate(items)}.values(),
+    "dict_items": lambda items: {t: t for t in items}.items(),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNORDERED))
+def test_encode_refuses_unordered_texts(tiny, kind):
+    """Rows of a set's encoding match nothing the caller can index: refused, saying what to pass."""
+    texts = UNORDERED[kind](["b", "a", "c"])
+    with pytest.raises(TypeError, match=rf"^encode takes an ordered list of strings as texts, got a {kind}: its "
+                                        r"order is arbitrary.*pass a list \(sorted\(texts\) if the order does not matter\)$"):
+        tiny.encode(texts)
+
+
+@pytest.mark.parametrize(("texts", "message"), [
+    ({"a": "x"}, r"^encode takes a list of strings as texts, got a dict; pass list\(texts.values\(\)\) or list\(texts\)"),
+    ((t for t in ["a", "b"]), r"^encode takes a list of strings as texts, got generator; pass list\(...\) of it$"),
+    (b"bytes", r"^encode takes a list of strings as texts, got bytes; decode it first$"),
+    (7, r"^encode takes a list of strings as texts, got int$"),
+])
+def test_encode_refuses_dicts_generators_and_scalars(tiny, texts, message):
+    with pytest.raises(TypeError, match=message):
+        tiny.encode(texts)
+
+
+def test_encode_takes_ordered_sequences_in_their_order(tiny):
+    import pandas as pd
+
+    texts = ["b", "a", "c"]
+    ref = tiny.encode(texts)
+    for same in (tuple(texts), np.array(texts), pd.Series(texts)):
+        assert np.abs(tiny.encode(same) - ref).max() <= 1e-6
+    # What the message advises for a set: its sorted list, whose rows follow that order.
+    assert np.abs(tiny.encode(sorted(set(texts))) - ref[[1, 0, 2]]).max() <= 1e-6
+
+
 surrogate_text = st.tuples(any_text, st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), any_text).map("".join)
 
 

@@ -273,6 +273,125 @@ def test_paraphrase_miner_matches_the_core():
     assert len(w.pairs) == 5 and corpus[w.pairs[0][1]] in w.table.value
 
 
+# ----- bad input: refused at construction, naming the argument and the item -------------------
+def _build(widget, texts):
+    """Construct ``widget`` on ``texts`` (a cheap encoder, no background thread)."""
+    if widget is SimilarityHeatmap:
+        return SimilarityHeatmap(bow, texts)
+    if widget == "SimilarityHeatmap.corpus":
+        return SimilarityHeatmap(bow, ["a query"], corpus=texts)
+    if widget is CompareHeatmaps:
+        return CompareHeatmaps(bow, bow, texts)
+    if widget in (Projector, CompareProjector):
+        return (Projector(bow, texts, method="pca", background=False) if widget is Projector
+                else CompareProjector(bow, bow, texts, method="pca", background=False))
+    return widget(bow, texts)
+
+
+def _name(widget):
+    return "SimilarityHeatmap" if isinstance(widget, str) else widget.__name__
+
+
+TEXT_WIDGETS = [
+    (SimilarityHeatmap, "sentences"),
+    ("SimilarityHeatmap.corpus", "corpus"),
+    (CompareHeatmaps, "sentences"),
+    (Projector, "texts"),
+    (CompareProjector, "texts"),
+    (SemanticSearch, "corpus"),
+    (ParaphraseMiner, "corpus"),
+]
+
+
+@pytest.mark.parametrize(("widget", "arg"), TEXT_WIDGETS)
+def test_widgets_refuse_an_empty_list(widget, arg):
+    owner = "Projector" if widget is CompareProjector else _name(widget)
+    need = "2 texts" if widget is ParaphraseMiner else "one text"
+    with pytest.raises(ValueError, match=rf"^{owner} needs at least {need} in {arg}, got none$"):
+        _build(widget, [])
+
+
+def test_paraphrase_miner_needs_a_pair_and_heatmaps_a_non_blank_sentence():
+    with pytest.raises(ValueError, match=r"^ParaphraseMiner needs at least 2 texts in corpus, got 1$"):
+        ParaphraseMiner(bow, ["only one"])
+    with pytest.raises(ValueError, match=r"^SimilarityHeatmap needs at least one non-blank sentence in sentences"):
+        SimilarityHeatmap(bow, ["", "  "])
+    with pytest.raises(ValueError, match=r"^CompareHeatmaps needs at least one non-blank sentence in sentences"):
+        CompareHeatmaps(bow, bow, ["\t"])
+
+
+@pytest.mark.parametrize("bad", [None, 3, 2.5, b"bytes", ["nested"]])
+@pytest.mark.parametrize(("widget", "arg"), TEXT_WIDGETS)
+def test_widgets_name_the_first_non_string_text(widget, arg, bad):
+    """``str(None)`` would be encoded and shown as the text "None": refused, naming index and type."""
+    owner = "Projector" if widget is CompareProjector else _name(widget)
+    texts = ["a man plays the guitar", "a woman slices an onion", bad, "the sky"]
+    with pytest.raises(TypeError, match=rf"^{arg}\[2\] is {type(bad).__name__} \(.*\); {owner} takes strings only$"):
+        _build(widget, texts)
+
+
+@pytest.mark.parametrize(("widget", "arg"), TEXT_WIDGETS)
+def test_widgets_refuse_unordered_texts(widget, arg):
+    """A result's index (a search hit, a clicked point) must point into something the caller can index."""
+    owner = "Projector" if widget is CompareProjector else _name(widget)
+    with pytest.raises(TypeError, match=rf"^{owner} takes an ordered list of strings as {arg}, got a set: .*sorted\({arg}\)"):
+        _build(widget, set(SENTENCES))
+    with pytest.raises(TypeError, match=rf"^{owner} takes a list of strings as {arg}, got one str; pass \[{arg}\]$"):
+        _build(widget, "one sentence")  # would otherwise be split into its characters
+
+
+def test_semantic_search_of_none_is_refused_not_encoded_as_the_text_none():
+    enc = Counting()
+    with pytest.raises(TypeError, match=r"^corpus\[0\] is NoneType \(None\); SemanticSearch takes strings only$"):
+        SemanticSearch(enc, [None])
+    assert enc.seen == []  # refused before anything was encoded
+
+
+def test_heatmap_sentence_with_a_line_break_is_refused():
+    with pytest.raises(ValueError, match=r"^sentences\[1\] \('two\\nlines'\) has a line break; "
+                                         r"SimilarityHeatmap shows one sentence per line$"):
+        SimilarityHeatmap(bow, ["one", "two\nlines"])
+    with pytest.raises(ValueError, match=r"^sentences\[0\] .* CompareHeatmaps shows one sentence per line$"):
+        CompareHeatmaps(bow, bow, ["a\r\nb"])
+
+
+def test_heatmaps_emptied_by_typing_say_so_in_the_title():
+    w = SimilarityHeatmap(bow, SENTENCES)
+    w.text.value = "  \n"
+    assert w.z.shape == (0, 0) and "no sentences: type one per line" in w.fig.layout.title.text
+    w.text.value = "back"
+    assert w.z.shape == (1, 1) and "cosine similarity" in w.fig.layout.title.text
+    c = CompareHeatmaps(bow, bow, SENTENCES)
+    c.text.value = ""
+    assert "no sentences: type one per line" in c.fig.layout.title.text and w.errors == c.errors == []
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (["x", None, "y"], r"^labels\[1\] is NoneType \(None\); Projector takes strings or numbers as labels: "
+                       r"name missing ones, e.g. 'unknown'$"),
+    ({"topic": ["x", object(), "y"]}, r"^labels\['topic'\]\[1\] is object .*Projector takes strings or numbers"),
+    ({"x", "y", "z"}, r"^Projector takes an ordered list of strings as labels, got a set"),
+    ("xyz", r"^Projector takes a list of strings as labels, got one str"),
+])
+def test_projector_refuses_labels_that_would_become_none_or_arbitrary(labels, message):
+    with pytest.raises(TypeError, match=message):
+        Projector(bow, ["a", "b", "c"], labels=labels, method="pca", background=False)
+
+
+def test_projector_takes_numbers_as_labels():
+    w = Projector(bow, ["a", "b", "c"], labels=np.array([0, 1, 0]), method="pca", background=False)
+    assert w.label_column() == ["0", "1", "0"]
+    assert sorted(t.name for t in w.fig.data[:2]) == ["0", "1"]
+
+
+@pytest.mark.parametrize("names", ["ab", ("a", 1), ("only one",)])
+def test_panel_names_must_be_two_strings(names):
+    with pytest.raises(TypeError, match=r"CompareHeatmaps takes (two strings as labels|strings only)"):
+        CompareHeatmaps(bow, bow, SENTENCES, labels=names)
+    with pytest.raises(TypeError, match=r"CompareProjector takes (two strings as names|strings only)"):
+        CompareProjector(bow, bow, TEXTS, names=names, method="pca", background=False)
+
+
 # ----- the real model --------------------------------------------------------------------------
 def test_widgets_with_all_minilm(minilm_path):
     from workbench import load_model

@@ -9,7 +9,8 @@ callable.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence, ValuesView
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,15 +67,86 @@ def _check_texts(texts: Any) -> tuple[list[str], bool]:
     """Validate input: a string or a sequence of strings. Returns (texts, was_single)."""
     if isinstance(texts, str):
         return [texts], True
-    if isinstance(texts, (bytes, dict)) or not hasattr(texts, "__len__"):
-        raise TypeError(f"encode takes a list of strings (or one string), got {type(texts).__name__}")
+    return as_text_list(texts), False
+
+
+def check_ordered(items: Any, name: str = "texts", owner: str = "encode") -> None:
+    """Refuse a collection whose order the caller cannot know, or that is not a collection at all.
+
+    Row ``i`` of an encoding (a search hit's index, a projector point) means "the ``i``-th item";
+    a set, a dict or one of its views has no order the caller chose, so those rows would match
+    nothing the caller can index. A generator is refused too: it has no length, and once consumed
+    it cannot be looked back into.
+
+    Args:
+        items: what the caller passed.
+        name: the argument's name, for the message.
+        owner: who takes it (``encode``, ``SemanticSearch``...), for the message.
+
+    Raises:
+        TypeError: ``items`` is one string or bytes, unordered, a mapping, or has no length.
+
+    Example:
+        >>> check_ordered(["b", "a"])
+        >>> check_ordered({"b", "a"})
+        Traceback (most recent call last):
+        ...
+        TypeError: encode takes an ordered list of strings as texts, got a set: its order is arbitrary, so the rows would match nothing you can index; pass a list (sorted(texts) if the order does not matter)
+    """
+    kind = type(items).__name__
+    if isinstance(items, (AbstractSet, ValuesView)):
+        raise TypeError(
+            f"{owner} takes an ordered list of strings as {name}, got a {kind}: its order is arbitrary, so the "
+            f"rows would match nothing you can index; pass a list (sorted({name}) if the order does not matter)"
+        )
+    if isinstance(items, Mapping):
+        raise TypeError(
+            f"{owner} takes a list of strings as {name}, got a {kind}; pass list({name}.values()) or "
+            f"list({name}) to say which"
+        )
+    if isinstance(items, str):
+        raise TypeError(f"{owner} takes a list of strings as {name}, got one str; pass [{name}]")
+    if isinstance(items, (bytes, bytearray)):
+        raise TypeError(f"{owner} takes a list of strings as {name}, got {kind}; decode it first")
+    if not hasattr(items, "__len__") or not hasattr(items, "__iter__"):
+        raise TypeError(
+            f"{owner} takes a list of strings as {name}, got {kind}"
+            + ("; pass list(...) of it" if hasattr(items, "__next__") else "")
+        )
+
+
+def as_text_list(texts: Any, name: str = "texts", owner: str = "encode") -> list[str]:
+    """The strings of an ordered collection, as a new list; anything else refused, naming the item.
+
+    Args:
+        texts: a list, a tuple or another ordered sequence of strings.
+        name: the argument's name in messages (``corpus[3] is NoneType``).
+        owner: who takes it, in messages.
+
+    Returns:
+        ``list(texts)``, in the caller's order.
+
+    Raises:
+        TypeError: ``texts`` is not an ordered collection (see :func:`check_ordered`), or an item
+            is not a string (``str(None)`` would be encoded as the text ``"None"``).
+        ValueError: an item is not valid Unicode (a lone surrogate).
+
+    Example:
+        >>> as_text_list(("a", "b"))
+        ['a', 'b']
+        >>> as_text_list(["a", None], "corpus", "SemanticSearch")
+        Traceback (most recent call last):
+        ...
+        TypeError: corpus[1] is NoneType (None); SemanticSearch takes strings only
+    """
+    check_ordered(texts, name, owner)
     out = list(texts)
     for i, text in enumerate(out):
         if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__} ({text!r:.60}); encode takes strings only")
+            raise TypeError(f"{name}[{i}] is {type(text).__name__} ({text!r:.60}); {owner} takes strings only")
         if not text.isascii():
-            check_unicode(text, f"texts[{i}]")
-    return out, False
+            check_unicode(text, f"{name}[{i}]")
+    return out
 
 
 def check_unicode(text: str, label: str) -> None:

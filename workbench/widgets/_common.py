@@ -7,6 +7,8 @@
   an ``ipywidgets.Output``: an error is never lost in the kernel's log.
 * :class:`LatestJob` runs heavy work (a UMAP layout) on a background thread; while one job
   runs, only the latest request waits, so dragging a slider never queues a backlog.
+* :func:`widget_texts` and :func:`widget_labels` check what a widget is given to show: strings
+  in a caller-chosen order, at least one (``str(None)`` would be shown and encoded as "None").
 * :class:`View` is the base of the widgets: a ``widget`` (the box to display), ``errors``, and
   notebook display delegated to the box; :func:`html_table` renders their result tables.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import html
+import numbers
 import os
 import threading
 import traceback
@@ -25,7 +28,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from workbench.encoding import as_encode_fn
+from workbench.encoding import as_encode_fn, as_text_list, check_ordered
 from workbench.formatting import metric
 
 
@@ -73,6 +76,68 @@ class EmbeddingCache:
             while len(self._vectors) > max(self.max_size, len(texts)):
                 self._vectors.popitem(last=False)
             return out
+
+
+def widget_texts(texts: Any, name: str, owner: str, at_least: int = 1) -> list[str]:
+    """The texts a widget shows, checked: an ordered collection of at least ``at_least`` strings.
+
+    Args:
+        texts: what the caller passed.
+        name: the argument's name in messages (``corpus``).
+        owner: the widget's name in messages.
+        at_least: how many texts the widget needs to show anything.
+
+    Raises:
+        TypeError: not an ordered collection, or an item is not a string (named by index).
+        ValueError: fewer than ``at_least`` texts.
+
+    Example:
+        >>> widget_texts([], "corpus", "SemanticSearch")
+        Traceback (most recent call last):
+        ...
+        ValueError: SemanticSearch needs at least one text in corpus, got none
+    """
+    items = as_text_list(texts, name, owner)
+    if len(items) < at_least:
+        need = "one text" if at_least == 1 else f"{at_least} texts"
+        raise ValueError(f"{owner} needs at least {need} in {name}, got {len(items) or 'none'}")
+    return items
+
+
+def widget_labels(labels: Any, name: str, owner: str) -> list[str]:
+    """Labels (a legend's groups) as strings: strings and numbers are taken, anything else refused.
+
+    Numbers are common labels (class ids, score bands) and read the same as text; ``None`` or an
+    object would become a group called "None" or "<object at 0x...>" without a word.
+
+    Example:
+        >>> widget_labels(["a", 1, 2.5], "labels", "Projector")
+        ['a', '1', '2.5']
+        >>> widget_labels(["a", None], "labels", "Projector")
+        Traceback (most recent call last):
+        ...
+        TypeError: labels[1] is NoneType (None); Projector takes strings or numbers as labels: name missing ones, e.g. 'unknown'
+    """
+    check_ordered(labels, name, owner)
+    out = []
+    for i, value in enumerate(labels):
+        if not isinstance(value, (str, numbers.Number, np.bool_)):
+            raise TypeError(
+                f"{name}[{i}] is {type(value).__name__} ({value!r:.60}); {owner} takes strings or numbers as "
+                f"labels: name missing ones, e.g. 'unknown'"
+            )
+        out.append(str(value))
+    return out
+
+
+def two_names(names: Any, name: str, owner: str) -> tuple[str, str]:
+    """Two panel names: a pair of strings (an empty one or ``None`` means "the encoder's name")."""
+    if isinstance(names, str) or not isinstance(names, Sequence) or len(names) != 2:
+        raise TypeError(f"{owner} takes two strings as {name} (one per panel), got {names!r:.80}")
+    for i, value in enumerate(names):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name}[{i}] is {type(value).__name__} ({value!r:.60}); {owner} takes strings only")
+    return names[0] or "", names[1] or ""
 
 
 def encoder_name(encoder: Any) -> str:

@@ -28,7 +28,14 @@ from workbench.figures import (
     similarity_figure,
 )
 from workbench.similarity import SIMILARITY_FUNCTIONS, canonical_fn_name, similarity_matrix
-from workbench.widgets._common import EmbeddingCache, View, encoder_name, resolve_models
+from workbench.widgets._common import (
+    EmbeddingCache,
+    View,
+    encoder_name,
+    resolve_models,
+    two_names,
+    widget_texts,
+)
 
 EXAMPLE_SENTENCES: tuple[str, ...] = (
     "A man is playing a guitar.",
@@ -38,8 +45,23 @@ EXAMPLE_SENTENCES: tuple[str, ...] = (
     "The stock market fell sharply today.",
 )
 
+_EMPTY_TITLE = "no sentences: type one per line above"
+
+
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _sentences(sentences: Any, name: str, owner: str) -> list[str]:
+    """The sentences for a text box of one sentence per line: strings, at least one not blank,
+    none with a line break (it would silently become two rows)."""
+    items = widget_texts(sentences, name, owner)
+    for i, text in enumerate(items):
+        if len(text.splitlines()) > 1:
+            raise ValueError(f"{name}[{i}] ({text!r:.60}) has a line break; {owner} shows one sentence per line")
+    if not _lines("\n".join(items)):
+        raise ValueError(f"{owner} needs at least one non-blank sentence in {name}, got only blank ones")
+    return items
 
 
 def _textarea(sentences: Sequence[str], placeholder: str) -> widgets.Textarea:
@@ -67,6 +89,12 @@ class SimilarityHeatmap(View):
         models: more encoders by name, to switch between with the ``model`` dropdown.
         corpus: turns on query-vs-corpus mode: rows are ``sentences``, columns these.
 
+    Raises:
+        TypeError: ``sentences`` or ``corpus`` is not an ordered list, or holds a non-string
+            (named by index).
+        ValueError: an empty or all-blank list, or a sentence with a line break (the text box
+            holds one per line). A text box emptied later shows a message in the figure's title.
+
     Example:
         >>> import numpy as np
         >>> encode = lambda texts: np.array([[len(t), t.count("a") + 1.0] for t in texts])
@@ -87,10 +115,10 @@ class SimilarityHeatmap(View):
         super().__init__()
         self.models = resolve_models(encoder, models)
         self._caches: dict[str, EmbeddingCache] = {}
-        self.text = _textarea(
-            sentences if sentences is not None else EXAMPLE_SENTENCES, "one sentence per line"
-        )
-        self.corpus_text = _textarea(corpus, "corpus: one sentence per line") if corpus is not None else None
+        rows = _sentences(sentences, "sentences", "SimilarityHeatmap") if sentences is not None else EXAMPLE_SENTENCES
+        cols = _sentences(corpus, "corpus", "SimilarityHeatmap") if corpus is not None else None
+        self.text = _textarea(rows, "one sentence per line")
+        self.corpus_text = _textarea(cols, "corpus: one sentence per line") if cols is not None else None
         self.fn = widgets.Dropdown(
             options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn"
         )
@@ -138,8 +166,9 @@ class SimilarityHeatmap(View):
             z = z + 0.0  # −0.0 (a negated zero distance) would be written "−0.00"
         else:
             z = np.zeros((len(rows), len(cols)), dtype=np.float32)
+        title = f"{fn} similarity · {html.escape(self.model_name)}" if rows and cols else _EMPTY_TITLE
         with self.fig.batch_update():
-            draw_similarity(self.fig, z, rows, cols, fn, title=f"{fn} similarity · {html.escape(self.model_name)}")
+            draw_similarity(self.fig, z, rows, cols, fn, title=title)
         self.z = z
 
 
@@ -154,8 +183,12 @@ class CompareHeatmaps(View):
         encoder_a: the first encoder (e.g. a teacher).
         encoder_b: the second encoder (e.g. its student); the dims may differ.
         sentences: the sentences (a few examples when ``None``).
-        labels: the two panel names.
+        labels: the two panel names (an empty one: the encoder's name).
         fn: similarity function name.
+
+    Raises:
+        TypeError: ``sentences`` holds a non-string or is unordered; ``labels`` is not two strings.
+        ValueError: ``sentences`` is empty or all blank, or a sentence has a line break.
 
     Example:
         >>> import numpy as np
@@ -175,11 +208,11 @@ class CompareHeatmaps(View):
         fn: str = "cosine",
     ) -> None:
         super().__init__()
-        self.labels = (labels[0] or encoder_name(encoder_a), labels[1] or encoder_name(encoder_b))
+        name_a, name_b = two_names(labels, "labels", "CompareHeatmaps")
+        self.labels = (name_a or encoder_name(encoder_a), name_b or encoder_name(encoder_b))
+        rows = _sentences(sentences, "sentences", "CompareHeatmaps") if sentences is not None else EXAMPLE_SENTENCES
         self._caches = (EmbeddingCache(encoder_a), EmbeddingCache(encoder_b))
-        self.text = _textarea(
-            sentences if sentences is not None else EXAMPLE_SENTENCES, "one sentence per line"
-        )
+        self.text = _textarea(rows, "one sentence per line")
         self.fn = widgets.Dropdown(
             options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn"
         )
@@ -222,7 +255,7 @@ class CompareHeatmaps(View):
             f"{fn} similarity"
             + (f" · {note}" if note else "")
             + f" · difference range ±{bound:.3g} from the data"
-        )
+        ) if rows else _EMPTY_TITLE
         bar = dict(orientation="h", y=-0.12, yanchor="top", len=0.6, thickness=12)
         with self.fig.batch_update():
             for trace, z in zip(self.fig.data, (a, b, diff), strict=True):

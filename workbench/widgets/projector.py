@@ -23,7 +23,15 @@ from plotly.graph_objects import FigureWidget  # not lazily: its import takes se
 from workbench.figures import WEBGL_ABOVE, group_indices, hover_texts, projection_figure, scatter_trace
 from workbench.formatting import duration
 from workbench.projection import MIN_UMAP_POINTS, Projection
-from workbench.widgets._common import EmbeddingCache, LatestJob, View, html_table
+from workbench.widgets._common import (
+    EmbeddingCache,
+    LatestJob,
+    View,
+    html_table,
+    two_names,
+    widget_labels,
+    widget_texts,
+)
 
 _CACHED_LAYOUTS = 16
 
@@ -66,6 +74,11 @@ class Projector(View):
         k: how many neighbours a click lists.
         title: the figure title.
 
+    Raises:
+        TypeError: ``texts`` is unordered (a set, a dict) or holds a non-string, or a label is
+            neither a string nor a number (named by index).
+        ValueError: ``texts`` is empty, or a labels column's length differs from it.
+
     Example:
         >>> import numpy as np
         >>> texts = [f"text {i}" for i in range(30)]
@@ -96,10 +109,8 @@ class Projector(View):
         title: str = "",
     ) -> None:
         super().__init__()
-        self.texts = [str(t) for t in texts]
+        self.texts = widget_texts(texts, "texts", "Projector")
         n = len(self.texts)
-        if n == 0:
-            raise ValueError("Projector needs at least one text")
         if method not in ("umap", "pca") or dim not in (2, 3):
             raise ValueError(f"method must be 'umap' or 'pca' and dim 2 or 3, got {method!r}, {dim!r}")
         emb = np.asarray(embeddings if embeddings is not None else EmbeddingCache(encoder)(self.texts))
@@ -336,8 +347,9 @@ class CompareProjector(View):
     ) -> None:
         super().__init__()
         emb_a, emb_b = embeddings if embeddings is not None else (None, None)
-        self.a = Projector(encoder_a, texts, labels, embeddings=emb_a, title=names[0], **kwargs)
-        self.b = Projector(encoder_b, texts, labels, embeddings=emb_b, title=names[1], **kwargs)
+        title_a, title_b = two_names(names, "names", "CompareProjector")
+        self.a = Projector(encoder_a, texts, labels, embeddings=emb_a, title=title_a, **kwargs)
+        self.b = Projector(encoder_b, texts, labels, embeddings=emb_b, title=title_b, **kwargs)
         for name in ("method_control", "dim_control", "n_neighbors", "min_dist", "search", "color_by"):
             if getattr(self.a, name) is not None:
                 widgets.link((getattr(self.a, name), "value"), (getattr(self.b, name), "value"))
@@ -368,10 +380,13 @@ class CompareProjector(View):
 def _label_columns(labels: Any, n: int) -> dict[str, list[str]]:
     if labels is None:
         return {"": ["texts"] * n}
-    columns = dict(labels) if isinstance(labels, Mapping) else {"label": list(labels)}
+    if isinstance(labels, Mapping):
+        columns = {name: (column, f"labels[{name!r}]") for name, column in labels.items()}
+    else:
+        columns = {"label": (labels, "labels")}
     out = {}
-    for name, values in columns.items():
-        values = [str(v) for v in values]
+    for name, (column, arg) in columns.items():
+        values = widget_labels(column, arg, "Projector")
         if len(values) != n:
             raise ValueError(f"labels column {name!r} has {len(values)} values for {n} texts")
         out[str(name)] = values

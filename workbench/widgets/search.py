@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.graph_objects import FigureWidget
 
 from workbench.similarity import SIMILARITY_FUNCTIONS, canonical_fn_name, paraphrase_pairs, top_k
-from workbench.widgets._common import EmbeddingCache, View, html_table
+from workbench.widgets._common import EmbeddingCache, View, html_table, widget_texts
 
 _BAR_LABEL_CHARS = 40
 
@@ -39,6 +39,10 @@ class SemanticSearch(View):
         fn: similarity function name.
         query: an initial query (searched at once).
 
+    Raises:
+        TypeError: ``corpus`` is unordered (a set, a dict) or holds a non-string (named by index).
+        ValueError: ``corpus`` is empty.
+
     Example:
         >>> import numpy as np
         >>> encode = lambda texts: np.array([[t.count("a"), t.count("b")] for t in texts], dtype=float)
@@ -52,9 +56,7 @@ class SemanticSearch(View):
         self, encoder: Any, corpus: Sequence[str], k: int = 5, fn: str = "cosine", query: str = ""
     ) -> None:
         super().__init__()
-        self.corpus = [str(t) for t in corpus]
-        if not self.corpus:
-            raise ValueError("SemanticSearch needs a non-empty corpus")
+        self.corpus = widget_texts(corpus, "corpus", "SemanticSearch")
         self._cache = EmbeddingCache(encoder)
         self.corpus_emb = self._cache(self.corpus)  # (c, dim), encoded once
         self.results: list[tuple[float, int, str]] = []
@@ -138,6 +140,10 @@ class ParaphraseMiner(View):
         top: how many pairs to show.
         fn: similarity function name.
 
+    Raises:
+        TypeError: ``corpus`` is unordered (a set, a dict) or holds a non-string (named by index).
+        ValueError: ``corpus`` has fewer than two texts (no pair to show).
+
     Example:
         >>> import numpy as np
         >>> encode = lambda texts: np.array([[t.count("a"), t.count("b")] for t in texts], dtype=float)
@@ -148,7 +154,7 @@ class ParaphraseMiner(View):
 
     def __init__(self, encoder: Any, corpus: Sequence[str], top: int = 20, fn: str = "cosine") -> None:
         super().__init__()
-        self.corpus = [str(t) for t in corpus]
+        self.corpus = widget_texts(corpus, "corpus", "ParaphraseMiner", at_least=2)  # a pair needs two
         self.emb = EmbeddingCache(encoder)(self.corpus)  # (c, dim), encoded once
         self.pairs: list[tuple[float, int, int]] = []
         self.top = widgets.IntSlider(value=max(1, top), min=1, max=max(top, 200), description="pairs")
