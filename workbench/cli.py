@@ -22,18 +22,64 @@ import numpy as np
 
 from workbench.models import DEFAULT_MODEL
 
+STS_SPLITS = ("train", "dev", "validation", "test")
+
+
+def _input_file(path: Path, what: str = "--file") -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; give a file (one text per line, or a csv/tsv/jsonl/parquet table)")
+    return path
+
+
+def check_output(out: Path, overwrite: bool = False, inputs: Sequence[Path] = (), what: str = "--out") -> None:
+    """Refuse, before any work, an output that would silently replace data or cannot be written.
+
+    An existing file is replaced only with ``overwrite``; an input file is never a valid output;
+    the folder must exist or be creatable, and be writable (tried with a probe file, which also
+    catches a read-only file system).
+    """
+    for source in inputs:
+        try:
+            same = out.exists() and source.exists() and os.path.samefile(out, source)
+        except OSError:
+            same = False
+        if same:
+            raise ValueError(f"{what} {out} is the input file {source}: writing it would destroy the input; "
+                             "choose another output")
+    if out.is_dir():
+        raise ValueError(f"{what} {out} is a folder; give a file name")
+    if out.exists() and not overwrite:
+        raise ValueError(f"{what} {out} already exists; pass --overwrite to replace it")
+    folder = out.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {out}: {existing} is a file, not a folder")
+    try:
+        import tempfile
+
+        fd, probe = tempfile.mkstemp(prefix=".workbench-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{what} {out}: cannot write in {existing} ({err.strerror or err})") from None
+
 
 def _read_texts(args: argparse.Namespace) -> list[str]:
     texts = list(args.texts)
     if args.file:
-        path = Path(args.file)
+        path = _input_file(Path(args.file))
         if path.suffix.lower() in (".txt", ""):
             try:
                 raw = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                raise FileNotFoundError(f"{path}: no such file") from None
             except UnicodeDecodeError as err:
                 raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+            if "\x00" in raw:
+                line = raw.count("\n", 0, raw.index("\x00")) + 1
+                raise ValueError(f"{path}: line {line} holds a NUL byte: this looks like a binary file, not text")
             texts += [line for line in raw.splitlines() if line.strip()]
         else:
             from workbench.data import load_file
@@ -56,10 +102,11 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def cmd_encode(args: argparse.Namespace) -> int:
     from workbench.models import load_model
 
+    out = Path(args.out)
+    check_output(out, args.overwrite, [Path(args.file)] if args.file else [])
     texts = _read_texts(args)
     model = load_model(args.model, device=args.device)
     emb = model.encode(texts, batch_size=args.batch_size, normalize=args.normalize, progress=not args.quiet)
-    out = Path(args.out)
     _save_npy(out, emb)
     print(f"encoded {len(texts)} texts with {args.model} -> {out} (shape {emb.shape[0]} x {emb.shape[1]}, float32)")
     return 0
@@ -69,6 +116,8 @@ def cmd_encode_corpus(args: argparse.Namespace) -> int:
     from workbench.corpus import encode_corpus
     from workbench.models import load_model
 
+    _input_file(Path(args.source), "source")
+    check_output(Path(args.out), args.overwrite, [Path(args.source)])
     model = load_model(args.model, device=args.device)
     if args.max_seq_length:
         model.max_seq_length = args.max_seq_length
@@ -88,11 +137,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from workbench.evaluation import STSEvaluator, format_metrics
     from workbench.models import load_model
 
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    unknown = [s for s in splits if s not in STS_SPLITS]
+    if unknown or not splits:
+        raise ValueError(f"--splits {args.splits!r}: unknown {', '.join(map(repr, unknown)) or 'none given'}; "
+                         f"choose from {', '.join(STS_SPLITS)}")
+    if args.json:
+        check_output(Path(args.json), args.overwrite, what="--json")
     model = load_model(args.model, device=args.device)
     print(f"model: {args.model} ({model.dim}-d, max {model.max_seq_length} tokens, {model.device})")
     results: dict[str, float] = {}
-    for split in args.splits.split(","):
-        split = split.strip()
+    for split in splits:
         ds = load_stsb(split, path=args.data)
         where = source(ds)
         evaluator = STSEvaluator.from_dataset(ds, name=f"sts-{split}", batch_size=args.batch_size)
@@ -102,7 +157,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(format_metrics(metrics))
         print(f"primary: {evaluator.primary_metric} = {metrics[evaluator.primary_metric]:.4f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        from workbench.atomic import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(results, indent=2) + "\n")  # its folder is made if missing
         print(f"\nwrote {args.json}")
     return 0
 
@@ -122,8 +179,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     main_process = launch_rank() == 0
     if main_process:
         print(recipe_summary(recipe))
+    if args.allow_changes and not args.resume:
+        raise ValueError("--allow-changes applies to --resume only")
     result = run_recipe(recipe, run_dir=args.run_dir, callbacks=[lambda e: print(format_event(e), flush=True)],
-                        resume=args.resume, device=args.device)
+                        resume=args.resume, device=args.device, allow_changes=args.allow_changes,
+                        overwrite=args.overwrite)
     if not main_process:
         return 0
     table = {k: v for k, v in result.metrics.items() if k.startswith(("sts-dev", "sts-test", "mse"))}
@@ -153,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--file", help="a .txt file (one text per line) or a csv/tsv/jsonl/parquet file")
     enc.add_argument("--column", default="sentence", help="the text column of a table file (default: sentence)")
     enc.add_argument("--model", default=DEFAULT_MODEL)
-    enc.add_argument("--out", default="embeddings.npy")
+    enc.add_argument("--out", default="embeddings.npy", help="the .npy to write (an existing file needs --overwrite)")
+    enc.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     enc.add_argument("--batch-size", type=int, default=32)
     enc.add_argument("--normalize", action="store_true", help="scale embeddings to unit length")
     enc.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
@@ -174,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: every GPU when there are several)")
     ec.add_argument("--workers", type=int, default=1, help="processes sharing the CPU (default: 1)")
     ec.add_argument("--restart", action="store_true", help="start over instead of resuming an interrupted run")
+    ec.add_argument("--overwrite", action="store_true", help="replace an existing finished --out")
     ec.add_argument("--quiet", action="store_true", help="no progress bar")
     ec.set_defaults(func=cmd_encode_corpus)
 
@@ -184,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--device", default=None)
     ev.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     ev.set_defaults(func=cmd_eval)
 
     for name, text in (("train", "train a model from a recipe (e.g. recipes/offline-b-mnrl-minilm.toml)"),
@@ -194,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
         tr.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                         help="override a recipe value, e.g. --set train.max_steps=100 (repeatable)")
         tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+        tr.add_argument("--allow-changes", action="store_true",
+                        help="with --resume: go on with settings that differ from the run's (recorded in its log and card)")
+        tr.add_argument("--overwrite", action="store_true", help="start afresh in a --run-dir that holds an earlier run")
         tr.add_argument("--device", default=None)
         tr.set_defaults(func=cmd_train)
 
@@ -215,15 +281,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     from workbench.data import DataError
     from workbench.models import ModelNotFoundError
     from workbench.training import TrainingError
+    from workbench.training.runs import RunFolderBusy
 
     try:
         return args.func(args)
-    except (DataError, ModelNotFoundError, FileNotFoundError, ValueError, TypeError, TrainingError) as err:
+    except (DataError, ModelNotFoundError, FileNotFoundError, ValueError, TypeError, TrainingError, RunFolderBusy) as err:
         print(f"workbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only folder found during the work: the system's reason, in one line
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"workbench {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # unforeseen: keep the traceback, and say what to do with it
+        import traceback
+
+        traceback.print_exc()
+        print(f"workbench {args.command}: unexpected error ({type(err).__name__}: {err}). This is probably a bug: "
+              "please report it with the command line and the traceback above (WORKBENCH_DEBUG=1 shows the bare "
+              "traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

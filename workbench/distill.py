@@ -403,6 +403,7 @@ def distill(
     resume: bool = False,
     stop_signal: threading.Event | None = None,
     loss: nn.Module | None = None,
+    allow_changes: bool = False,
 ) -> tuple[EmbeddingModel, Trainer]:
     """Train ``student`` to reproduce the (PCA-reduced, if narrower) teacher's embeddings.
 
@@ -426,7 +427,7 @@ def distill(
         batch_size: texts per teacher forward pass.
         run_info: the caller's facts for ``config.json``; the distillation's own (teacher,
             student, PCA, data sizes) are added under ``"distillation"``.
-        card, resume, stop_signal: passed to the :class:`~workbench.training.Trainer`.
+        card, resume, stop_signal, allow_changes: passed to the :class:`~workbench.training.Trainer`.
         loss: the loss module, built on ``student`` and taking the teacher embeddings as labels
             (``MSELoss(student)`` by default).
 
@@ -478,7 +479,7 @@ def distill(
         raise ValueError("the distillation loss must be built on the student (loss.model is student)")
     trainer = Trainer(student, loss, config, {"sentence": texts, "label": labels}, evaluator, run_dir,
                       callbacks, run_info={**(run_info or {}), "distillation": facts}, card=card, stop_signal=stop_signal)
-    return trainer.fit(resume=resume), trainer
+    return trainer.fit(resume=resume, allow_changes=allow_changes), trainer
 
 
 # ----- helpers ---------------------------------------------------------------------------------

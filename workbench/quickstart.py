@@ -224,7 +224,7 @@ def run_quickstart(
         recipe = config.apply(load_recipe(config.recipe))
         say(f"\n[3/4] training: {recipe_summary(recipe)}")
         history = RunHistory()
-        result = run_recipe(recipe, run_dir=out / "run",
+        result = run_recipe(recipe, run_dir=out / "run", overwrite=True,  # the quickstart's own folder, made anew
                             callbacks=[history.on_event, lambda event: say(format_event(event))])
         curve = curve_summary(history)
         say(f"STS-B dev during training: {curve}")

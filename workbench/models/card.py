@@ -124,6 +124,7 @@ def model_card(
     evaluations: dict[str, dict[str, float]] | None = None, primary_metrics: dict[str, str] | None = None,
     training_log: Sequence[dict] = (), hardware: str | None = None, training_seconds: float | None = None,
     language: str | None = "en", license: str | None = None, widget_sentences: Sequence[str] = (),
+    setting_changes: Sequence[dict] = (),
 ) -> str:
     """The full README.md model card, as sentence-transformers writes one after training.
 
@@ -151,6 +152,8 @@ def model_card(
         license: a license id, or None.
         widget_sentences: example sentences for the hub widget (groups of up to 4: one source
             sentence, the rest compared with it) and the usage code.
+        setting_changes: ``[{"step": 10, "changes": {"train.lr": [5e-05, 0.01]}}, ...]``: settings a
+            resumed run changed (the hyper-parameters listed are the ones of the last part).
 
     Returns:
         YAML front matter followed by Markdown.
@@ -192,6 +195,12 @@ def model_card(
         parts += [_dataset_section(d, loss) for d in datasets]
     if train_config:
         parts += [_hyperparameters(train_config, default_config), ""]
+    if setting_changes:
+        rows = [(f"after step {c['step']}", f"`{key}`", f"`{before!r}`", f"`{after!r}`")
+                for c in setting_changes for key, (before, after) in c["changes"].items()]
+        parts += ["### Settings Changed During Training", "",
+                  "The run was resumed with other settings; the hyper-parameters above are the ones in force at the end.",
+                  "", _table(["When", "Setting", "Before", "After"], rows), ""]
     if training_log:
         parts += ["### Training Logs", "", _log_table(training_log, [p for p in primary.values() if p]), ""]
     if hardware or training_seconds is not None:

@@ -131,6 +131,8 @@ def run_recipe(
     resume: bool = False,
     device: str | None = None,
     stop_signal: Any = None,
+    allow_changes: bool = False,
+    overwrite: bool = False,
 ) -> RecipeResult:
     """Build, train (or distill), evaluate on STS-B test and save, emitting events to ``callbacks``.
 
@@ -141,6 +143,10 @@ def run_recipe(
         resume: continue from the last checkpoint in ``run_dir``.
         device: where to train (the best present by default).
         stop_signal: a ``threading.Event``; setting it ends the run after the current step.
+        allow_changes: with ``resume``, go on with settings that differ from the ones the run
+            started with (recorded); without it such a resume is refused before anything loads.
+        overwrite: start afresh in a ``run_dir`` that holds an earlier run (replacing it); without
+            it that is refused (resume it, or choose another folder).
 
     Returns:
         Where the model and run folder are, the final metrics (the last evaluation, plus STS-B
@@ -161,6 +167,27 @@ def run_recipe(
 
         run_dir = fresh_run_path("runs", f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = Path(run_dir)
+    from workbench.training import RunHistory
+    from workbench.training.runs import RunDir, RunFolderBusy, settings_changes
+
+    folder = RunDir(run_dir)
+    owner = folder.holder()
+    if owner is not None:  # refused here, before the data and models load; the trainer's claim is the real lock
+        raise RunFolderBusy(f"{run_dir} is in use by process {owner.get('pid')} on {owner.get('host')} "
+                            f"(since {owner.get('since')}); wait for it to finish, or use another run folder")
+    if not resume and folder.metrics_path.exists() and not overwrite:
+        ended = RunHistory.from_jsonl(folder.metrics_path).done
+        what = f"a {ended.reason} run" if ended is not None else "an unfinished run"
+        raise ValueError(f"{run_dir} holds {what}; continue it with --resume, choose another --run-dir, or pass "
+                         "--overwrite to replace it")
+    if resume and not allow_changes:
+        stored = folder.read_config()
+        changes = settings_changes(stored, {"recipe": recipe.to_dict()}) if "recipe" in stored else {}
+        if changes:
+            listed = ", ".join(f"{k} {before!r} -> {after!r}" for k, (before, after) in changes.items())
+            raise ValueError(f"--resume: the run in {run_dir} started with other settings ({listed}); resume with "
+                             "the settings it started with, or pass --allow-changes (recorded in metrics.jsonl, "
+                             "config.json and the model card)")
     sts_dev = None
     if recipe.eval.sts_dev:
         sts_dev = load_stsb("dev")
@@ -194,6 +221,7 @@ def run_recipe(
             teacher, student, texts[n_eval:], recipe.train, eval_sentences=texts[:n_eval] or None, sts_dev=sts_dev,
             run_dir=run_dir, callbacks=callbacks, pca_sentences=recipe.teacher.pca_sentences,
             card=card, run_info=info, resume=resume, stop_signal=stop_signal, loss=recipe.loss.build(student),
+            allow_changes=allow_changes,
         )
     else:
         from workbench.training import Trainer
@@ -203,7 +231,7 @@ def run_recipe(
         evaluator = STSEvaluator.from_dataset(sts_dev, name="sts-dev") if sts_dev is not None else None
         trainer = Trainer(model, loss, recipe.train, datasets, evaluator, run_dir=run_dir, callbacks=callbacks,
                           run_info=info, card=card, stop_signal=stop_signal)
-        model = trainer.fit(resume=resume)
+        model = trainer.fit(resume=resume, allow_changes=allow_changes)
     metrics = {**trainer.final_metrics, **test_metrics}
     return RecipeResult(str(run_dir / "model"), str(run_dir), metrics, time.perf_counter() - start)
 
@@ -245,8 +273,8 @@ def recipe_card(recipe: Recipe, datasets: dict[str, Any], model: Any, history: A
     return model_card(
         model, model_name=recipe.name, base_model=_base_name(recipe), datasets=infos, loss=loss_cfg,
         train_config=trainer.config.to_dict(), default_config=TrainConfig().to_dict(), evaluations=evaluations,
-        primary_metrics=primaries, training_log=log, training_seconds=getattr(trainer, "elapsed_s", None),
-        hardware=_hardware(),
+        primary_metrics=primaries, training_log=log, training_seconds=trainer.elapsed_s,
+        hardware=_hardware(), setting_changes=[{"step": c.step, "changes": dict(c.changes)} for c in history.changes],
     )
 
 

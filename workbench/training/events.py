@@ -84,8 +84,18 @@ class Done:
     error: str | None = None
 
 
-Event = Started | Step | Eval | Checkpoint | Done
-EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Started, Step, Eval, Checkpoint, Done)}
+@dataclass(frozen=True)
+class Changed:
+    """A resumed run goes on with other settings than it started with (``allow_changes``):
+    ``changes`` maps each changed key (``train.lr``) to ``[before, after]``; from ``step`` on the
+    new values apply."""
+
+    step: int
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+
+Event = Started | Step | Eval | Checkpoint | Done | Changed
+EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Started, Step, Eval, Checkpoint, Done, Changed)}
 
 
 def to_json(event: Event) -> str:
@@ -127,6 +137,7 @@ class RunHistory:
         self.evals: list[Eval] = []
         self.total_steps: int | None = None
         self.done: Done | None = None
+        self.changes: list[Changed] = []
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, Started):
@@ -142,6 +153,8 @@ class RunHistory:
             self.evals.append(event)
         elif isinstance(event, Done):
             self.done = event
+        elif isinstance(event, Changed):
+            self.changes.append(event)
 
     __call__ = on_event
 
@@ -187,6 +200,9 @@ def format_event(event: Event) -> str:
         return f"eval step {event.step:>6} | " + ", ".join(f"{k} {metric(v)}" for k, v in event.metrics.items())
     if isinstance(event, Checkpoint):
         return f"checkpoint step {event.step} -> {event.path}"
+    if isinstance(event, Changed):
+        changed = ", ".join(f"{k} {before!r} -> {after!r}" for k, (before, after) in event.changes.items())
+        return f"settings changed from step {event.step + 1} on: {changed}"
     if isinstance(event, Done):
         best = f"; best {metric(event.best_value)} at step {event.best_step}" if event.best_value is not None else ""
         saved = f"; model saved to {event.model_path}" if event.model_path else ""

@@ -54,8 +54,8 @@ from workbench.training.distributed import (
     mean_over_processes,
     replays_forward_in_backward,
 )
-from workbench.training.events import Checkpoint, Done, Eval, Event, RunHistory, Started, Step
-from workbench.training.runs import RunDir
+from workbench.training.events import Changed, Checkpoint, Done, Eval, Event, RunHistory, Started, Step
+from workbench.training.runs import RunDir, RunFolderBusy, settings_changes
 
 
 class TrainingError(RuntimeError):
@@ -114,6 +114,7 @@ class Trainer:
         self._stop = stop_signal if stop_signal is not None else threading.Event()
         self._failed_callbacks: set[int] = set()
         self._last_eval_step: int | None = None
+        self._changes: dict[str, list[Any]] = {}  # settings a resume changed (allow_changes)
         # The RNG state before the step in progress (with a run_dir): a checkpoint written when the
         # step fails or is interrupted must replay it with the same dropout masks.
         self._rng_before_step: dict[str, Any] | None = None
@@ -135,42 +136,55 @@ class Trainer:
                     warnings.warn(f"training callback {cb!r} failed and is ignored from now on: {err!r}", stacklevel=2)
 
     # ----- the loop ----------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> Any:
+    def fit(self, resume: bool = False, allow_changes: bool = False) -> Any:
         """Train; returns the model (with the best weights when ``keep_best``).
 
+        The run folder is this run's while it trains (a lock file; a second run started into it
+        is refused with :class:`~workbench.training.runs.RunFolderBusy`).
+
         Args:
-            resume: continue from the latest checkpoint in ``run_dir``.
+            resume: continue from the latest checkpoint in ``run_dir``. Settings that differ
+                from the ones the run started with are refused (naming each changed key)...
+            allow_changes: ...unless this is True: then the run goes on with the new settings,
+                and the change is recorded (a ``Changed`` event, ``config.json``, the model card).
         """
         with RUNNING:
-            s = self._setup(resume)
-            total = s.plan.total_steps
-            if s.acc.is_main_process:
-                self._emit(Started(total_steps=total, examples=sum(len(d) for d in s.data), batch_size=self.config.batch_size,
-                                   start_step=s.start, run_dir=str(self.run_dir.path) if self.run_dir else None))
-            t0 = time.perf_counter()
-            window = _Window()
-            reason = "completed"
             try:
-                if s.start == 0 and self.config.eval_at_start:
-                    self._evaluate(s, 0)
-                s.model.train()
-                for step in range(s.start + 1, total + 1):
-                    source, rows = s.plan.rows(step, s.acc.process_index, s.acc.num_processes)
-                    features, labels = s.data[source].batch(rows, s.acc.device)
-                    window.add(self._train_step(s, step, features, labels), examples=len(rows) * s.acc.num_processes)
-                    self._after_step(s, step, window, t0)
-                    if any_process(s.acc, self._stop.is_set()):  # all processes stop at the same step
-                        reason = "stopped"
-                        break
-            except TrainingError as err:
-                self._abort(s, "failed", t0, error=str(err))
-                raise
-            except KeyboardInterrupt:
-                self._abort(s, "interrupted", t0)
-                raise
-            return self._finish(s, reason, t0)
+                return self._fit(resume, allow_changes)
+            finally:
+                if self.run_dir is not None:
+                    self.run_dir.release()
 
-    def _setup(self, resume: bool) -> _Session:
+    def _fit(self, resume: bool, allow_changes: bool) -> Any:
+        s = self._setup(resume, allow_changes)
+        total = s.plan.total_steps
+        if s.acc.is_main_process:
+            self._emit(Started(total_steps=total, examples=sum(len(d) for d in s.data), batch_size=self.config.batch_size,
+                               start_step=s.start, run_dir=str(self.run_dir.path) if self.run_dir else None))
+        t0 = time.perf_counter()
+        window = _Window()
+        reason = "completed"
+        try:
+            if s.start == 0 and self.config.eval_at_start:
+                self._evaluate(s, 0)
+            s.model.train()
+            for step in range(s.start + 1, total + 1):
+                source, rows = s.plan.rows(step, s.acc.process_index, s.acc.num_processes)
+                features, labels = s.data[source].batch(rows, s.acc.device)
+                window.add(self._train_step(s, step, features, labels), examples=len(rows) * s.acc.num_processes)
+                self._after_step(s, step, window, t0)
+                if any_process(s.acc, self._stop.is_set()):  # all processes stop at the same step
+                    reason = "stopped"
+                    break
+        except TrainingError as err:
+            self._abort(s, "failed", t0, error=str(err))
+            raise
+        except KeyboardInterrupt:
+            self._abort(s, "interrupted", t0)
+            raise
+        return self._finish(s, reason, t0)
+
+    def _setup(self, resume: bool, allow_changes: bool = False) -> _Session:
         """Seed, make the accelerator, tokenize, plan the steps, build AdamW and its schedule, then
         resume from the latest checkpoint or start the run folder."""
         from accelerate import Accelerator
@@ -194,6 +208,18 @@ class Trainer:
         acc = Accelerator(mixed_precision=precision, cpu=device.type == "cpu", kwargs_handlers=[ddp])
         if self.run_dir is not None and acc.num_processes > 1:
             self.run_dir = RunDir(from_main(acc, str(self.run_dir.path)))  # one run folder, the main process's
+        if self.run_dir is not None:  # the main process takes the folder; if it cannot, every process stops
+            busy = None
+            if acc.is_main_process:
+                try:
+                    self.run_dir.claim()
+                except RunFolderBusy as err:
+                    busy = str(err)
+            busy = from_main(acc, busy)
+            if busy:
+                raise RunFolderBusy(busy)
+            if resume:
+                self._check_settings(acc, allow_changes)
         datasets = _named_datasets(self.train_data).values()
         data = [TokenizedData(d, self.model.tokenizer, self.model.max_seq_length) for d in datasets]
         plan = _Plan(data, cfg, acc.num_processes)
@@ -219,10 +245,30 @@ class Trainer:
 
         if resume:
             s = self._restore(s)
+            if self._changes and acc.is_main_process:
+                config = {**self.run_dir.read_config(), **self._config_record()}
+                config["changes"] = [*config.get("changes", []), {"step": s.start, "changes": self._changes}]
+                self.run_dir.update_config(config)
+                self._emit(Changed(step=s.start, changes=self._changes))
         elif self.run_dir is not None and acc.is_main_process:
-            self.run_dir.start({"train": cfg.to_dict(), "loss": _loss_config(self.loss), **self.run_info})
+            self.run_dir.start(self._config_record())
         self.step = s.start
         return s
+
+    def _config_record(self) -> dict[str, Any]:
+        """What ``config.json`` records: the training config, the loss's own ``config()`` and the run's facts."""
+        return {"train": self.config.to_dict(), "loss": _loss_config(self.loss), **self.run_info}
+
+    def _check_settings(self, acc: Any, allow_changes: bool) -> None:
+        """A resume goes on with the settings the run started with, unless changes are allowed."""
+        changes = settings_changes(self.run_dir.read_config(), self._config_record()) if acc.is_main_process else {}
+        changes = from_main(acc, changes)
+        if changes and not allow_changes:
+            listed = ", ".join(f"{k} {before!r} -> {after!r}" for k, (before, after) in changes.items())
+            raise ValueError(f"--resume: the run in {self.run_dir.path} started with other settings ({listed}); "
+                             "resume with the settings it started with, or allow the change (--allow-changes, "
+                             "allow_changes=True: recorded in metrics.jsonl, config.json and the model card)")
+        self._changes = changes
 
     def _train_step(self, s: _Session, step: int, features: list[dict[str, Any]], labels: Any) -> float:
         """One optimizer step on one batch; returns its loss (the mean over processes).
@@ -291,7 +337,14 @@ class Trainer:
                 and self.best_step != self._last_eval_step):
             self._load_weights(self.run_dir.best_path)
         self.elapsed_s = time.perf_counter() - t0
-        model_path = str(self._save_final()) if self.run_dir is not None and main else None
+        try:
+            model_path = str(self._save_final()) if self.run_dir is not None and main else None
+        except OSError as err:  # a full disk, a folder that went read-only: the log says so, the run can resume
+            message = (f"saving the final model to {self.run_dir.model_path} failed: {err.strerror or err}; the run's "
+                       f"checkpoints (if any) are kept: make room and --resume, or start again")
+            self._emit(Done(step=self.step, reason="failed", elapsed_s=time.perf_counter() - t0,
+                            best_step=self.best_step, best_value=self.best_value, error=message))
+            raise TrainingError(message) from None
         if main:  # Done is on disk before the checkpoints go: a kill while deleting them loses nothing
             self._emit(Done(step=self.step, reason=reason, elapsed_s=time.perf_counter() - t0,
                             best_step=self.best_step, best_value=self.best_value, model_path=model_path))

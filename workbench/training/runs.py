@@ -17,6 +17,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +30,60 @@ from workbench.atomic import atomic_write_text, discard_dir, remove_leftovers, t
 from workbench.training.events import Event, RunHistory, to_json
 
 
+class RunFolderBusy(RuntimeError):
+    """Another process is running in this run folder; the message names it."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
 def launch_rank() -> int:
     """This process's rank under torchrun / accelerate launch (``RANK``); 0 when not launched."""
     return int(os.environ.get("RANK", "0"))
+
+
+def settings_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """What differs between two ``config.json`` contents, as ``{"train.lr": [old, new], ...}``.
+
+    Compared: the training config, the loss (its name and hyper-parameters) and, when both have
+    it, the recipe's other sections (model, teacher, data, eval). Facts that a run computes
+    (data sizes, sources, the precision used) are not settings and are not compared.
+
+    Example:
+        >>> a = {"train": {"lr": 5e-05, "seed": 0}, "loss": {"name": "MNRL", "params": {"scale": 20.0}}}
+        >>> b = {"train": {"lr": 0.01, "seed": 0}, "loss": {"name": "MNRL", "params": {"scale": 10.0}}}
+        >>> settings_changes(a, b)
+        {'train.lr': [5e-05, 0.01], 'loss.scale': [20.0, 10.0]}
+    """
+
+    def plain(config: dict[str, Any]) -> dict[str, Any]:
+        config = json.loads(json.dumps(config, default=str))  # as config.json holds it
+        if "recipe" in before and "recipe" in after:  # every section of the recipe, as written
+            return {k: v for k, v in config["recipe"].items() if k not in ("name", "description")}
+        loss = config.get("loss") or {}
+        return {"train": config.get("train", {}), "loss": {"name": loss.get("name"), **(loss.get("params") or {})}}
+
+    def flat(value: Any, key: str, into: dict[str, Any]) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                flat(v, f"{key}.{k}" if key else k, into)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, v in enumerate(value):
+                flat(v, f"{key}[{i}]", into)
+        else:
+            into[key] = value
+
+    old, new = {}, {}
+    flat(plain(before), "", old)
+    flat(plain(after), "", new)
+    return {k: [old.get(k), new.get(k)] for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)}
 
 
 class RunDir:
@@ -46,12 +100,75 @@ class RunDir:
         [('demo', 'completed', {'lr': 2e-05})]
     """
 
+    LOCK = ".lock"  # {"pid", "host", "since", "token"} of the process running in the folder
+
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
         self.metrics_path = self.path / "metrics.jsonl"
         self.best_path = self.path / "best"
         self.model_path = self.path / "model"
         self.checkpoints = self.path / "checkpoints"
+        self.lock_path = self.path / self.LOCK
+        self._token: str | None = None
+
+    # ----- one process per run folder ----------------------------------------------------------
+    def holder(self) -> dict[str, Any] | None:
+        """Who holds the folder's lock, if a live process does (a stale lock, whose process on
+        this host is gone, counts as free)."""
+        try:
+            owner = json.loads(self.lock_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {"pid": None, "host": None, "since": None, "token": None}  # unreadable: held, by whom unknown
+        if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int) and not _alive(owner["pid"]):
+            return None
+        return owner
+
+    def claim(self) -> None:
+        """Take the folder for this run, or raise :class:`RunFolderBusy` naming the process that has it.
+
+        The lock file is made with ``O_EXCL``, so of two simultaneous starts exactly one gets it. A
+        lock left by a process that is gone (same host, pid not running) is taken over.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "since": time.strftime("%Y-%m-%d %H:%M:%S"), "token": token})
+        for _ in range(3):
+            try:
+                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                owner = self.holder()
+                if owner is not None:
+                    who = (f"process {owner['pid']} on {owner['host']} (since {owner['since']})" if owner.get("pid")
+                           else "a process whose lock file cannot be read")
+                    raise RunFolderBusy(
+                        f"{self.path} is in use by {who}; wait for it to finish, use another --run-dir, or, if "
+                        f"that process is gone, delete {self.lock_path}") from None
+                try:  # stale: move it aside (one of several racers does) and try again
+                    os.replace(self.lock_path, self.path / f".lock.stale-{token[:8]}")
+                    (self.path / f".lock.stale-{token[:8]}").unlink(missing_ok=True)
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(record + "\n")
+            self._token = token
+            return
+        raise RunFolderBusy(f"{self.path}: could not take the lock {self.lock_path}; try again")
+
+    def release(self) -> None:
+        """Give the folder back (only the lock this object took)."""
+        if self._token is None:
+            return
+        try:
+            owner = json.loads(self.lock_path.read_text(encoding="utf-8"))
+            if owner.get("token") == self._token:
+                self.lock_path.unlink()
+        except (OSError, ValueError):
+            pass
+        self._token = None
 
     def start(self, config: dict[str, Any]) -> None:
         """Begin a fresh run here (an earlier run's log and checkpoints are replaced)."""
@@ -60,6 +177,15 @@ class RunDir:
         atomic_write_text(self.path / "config.json", json.dumps(config, indent=2, default=str) + "\n")
         atomic_write_text(self.metrics_path, "")
         self.clear_checkpoints()
+
+    def read_config(self) -> dict[str, Any]:
+        """The run's ``config.json`` ({} when it has none)."""
+        path = self.path / "config.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def update_config(self, config: dict[str, Any]) -> None:
+        """Replace ``config.json`` (a resumed run that goes on with changed settings)."""
+        atomic_write_text(self.path / "config.json", json.dumps(config, indent=2, default=str) + "\n")
 
     def remove_leftovers(self) -> None:
         """Delete what a killed writer left aside beside the run's files and folders and beside each
@@ -152,7 +278,9 @@ class RunInfo:
     @property
     def status(self) -> str:
         done = self.history.done
-        return done.reason if done is not None else "unfinished"
+        if done is not None:
+            return done.reason
+        return "running" if RunDir(self.path).holder() is not None else "unfinished"
 
 
 def list_runs(root: str | Path = "runs") -> list[RunInfo]:
