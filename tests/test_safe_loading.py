@@ -3,7 +3,9 @@
 Extends tests/test_models.py (pickle in a Dense folder, an unknown module type, a ``../..``
 module path) to plain Hugging Face folders, the hub path, ``trust_remote_code``, absolute and
 symlinked module paths, arbitrary module-type strings (hypothesis), Dense activation names, a
-malformed modules.json and a folder without tokenizer files (see docs/reliability.md).
+malformed modules.json and a folder without tokenizer files (see docs/reliability.md). Damaged or
+inconsistent files (truncated weights, configs that disagree with them, symlinks out) are in
+tests/test_model_files.py.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ why it is there (:data:`KINDS`): ``writing`` (a file being written), ``saving`` 
 filled), ``old`` (a folder swapped out by a new one), ``deleting`` (a folder being removed).
 :func:`remove_leftovers` deletes exactly those names, and nothing else.
 
+What is written gets the modes a plain ``open()``/``mkdir()`` would give: ``0o666``/``0o777``
+less the user's umask (``tempfile`` alone gives 600/700, which hides a shared model from the
+other users of a machine); a replaced file keeps its mode.
+
 Example:
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -26,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -33,6 +38,41 @@ from pathlib import Path
 from typing import IO, Any
 
 KINDS = ("writing", "saving", "old", "deleting")
+
+
+def _umask_from_proc() -> int | None:
+    """The umask as Linux reports it (``Umask:`` in /proc/self/status), read without changing it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_by_setting() -> int:
+    # Setting the umask to read it is racy across threads, so this runs once, at import.
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+_UMASK_AT_IMPORT = _umask_from_proc()
+if _UMASK_AT_IMPORT is None:
+    _UMASK_AT_IMPORT = _umask_by_setting()
+
+
+def current_umask() -> int:
+    """The process umask: read live from /proc where there is one, else as it was when this module was imported.
+
+    Example:
+        >>> 0 <= current_umask() <= 0o777
+        True
+    """
+    live = _umask_from_proc()
+    return _UMASK_AT_IMPORT if live is None else live
 
 
 def _prefix(path: Path, kind: str) -> str:
@@ -49,7 +89,32 @@ def aside(path: Path, kind: str) -> Path:
 def temp_dir(path: Path) -> Path:
     """Create an empty folder beside ``path`` to be filled and then renamed to ``path`` (:func:`replace_dir`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=_prefix(path, "saving"), dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path, "saving"), dir=path.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 700
+    return tmp
+
+
+def apply_umask(folder: Path) -> None:
+    """Give ``folder`` and everything in it the modes a plain ``open()``/``mkdir()`` would (666/777 less the
+    umask). Call it on a folder just filled, before :func:`replace_dir`: some writers (safetensors'
+    ``save_file``) create their files 600 whatever the umask."""
+    mask = current_umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), 0o666 & ~mask)
+
+
+def _file_mode(path: Path) -> int:
+    """The mode a plain ``open(path, "w")`` would leave: an existing file's own, else 666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -68,6 +133,7 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     fd, tmp = tempfile.mkstemp(prefix=_prefix(path, "writing"), dir=path.parent)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
+            os.chmod(tmp, _file_mode(path))
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.models.loading import DEFAULT_MODEL, ModelNotFoundError, resolve_model_path
+from workbench.models.loading import DEFAULT_MODEL, ModelFileError, ModelNotFoundError, resolve_model_path
 from workbench.models.model import EmbeddingModel, build_model, pick_device
 from workbench.models.modules import POOLING_MODES, Dense, Normalize, Pooling, Transformer
 
@@ -21,6 +21,6 @@ def load_model(name_or_path: str = DEFAULT_MODEL, **kwargs) -> EmbeddingModel:
 
 
 __all__ = [
-    "DEFAULT_MODEL", "POOLING_MODES", "Dense", "EmbeddingModel", "ModelNotFoundError", "Normalize", "Pooling",
+    "DEFAULT_MODEL", "POOLING_MODES", "Dense", "EmbeddingModel", "ModelFileError", "ModelNotFoundError", "Normalize", "Pooling",
     "Transformer", "build_model", "load_model", "pick_device", "resolve_model_path",
 ]

@@ -8,6 +8,12 @@ Resolution order for ``load_model(name)``:
 3. a Hugging Face hub id, downloaded (or read from the local hub cache when
    ``HF_HUB_OFFLINE=1``). When the hub cannot be reached, the error says so and how to point
    at a local folder instead.
+
+Reading a folder never trusts it: every file and folder the loader opens must resolve inside
+the model folder (a hub snapshot may also point into its own ``blobs/``), JSON files must parse,
+safetensors headers must be whole, and module configs must agree with the weights' shapes,
+all checked before anything is built. A bad folder raises :class:`ModelFileError`, one line
+naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -19,13 +25,11 @@ from typing import Any
 
 from torch import nn
 
-from workbench.models.modules import Dense, Normalize, Pooling, Transformer
-
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
-# modules.json "type" -> our class. Only these are ever instantiated: a folder cannot make us
-# import arbitrary code by naming it.
-_KNOWN_TYPES: dict[str, type[nn.Module]] = {"Transformer": Transformer, "Pooling": Pooling, "Dense": Dense, "Normalize": Normalize}
+# The modules.json types we build (each maps to our class of that name in read_modules). Only these are
+# ever instantiated: a folder cannot make us import arbitrary code by naming it.
+_KNOWN_TYPES = ("Transformer", "Pooling", "Dense", "Normalize")
 _KNOWN_PREFIXES = (
     "sentence_transformers.models.",
     "sentence_transformers.base.modules.",
@@ -36,6 +40,113 @@ _KNOWN_PREFIXES = (
 
 class ModelNotFoundError(FileNotFoundError):
     """The model name resolves to nothing usable; the message says what to do."""
+
+
+class ModelFileError(ValueError):
+    """A model folder is damaged, inconsistent or unsafe; the one-line message names the file and what to do.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "model.safetensors").write_bytes(b"")  # an interrupted download
+        >>> try:
+        ...     tensor_shapes(folder / "model.safetensors")
+        ... except ModelFileError as err:
+        ...     print(str(err).replace(str(folder), "FOLDER"))
+        FOLDER/model.safetensors is truncated or corrupt (header too small); save the model again or download it again
+    """
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file of a model folder.
+
+    Raises:
+        FileNotFoundError: when it is missing.
+        ModelFileError: when it is not valid JSON.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing") from None
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{path} is not UTF-8 text (corrupt?); save the model again or download it again") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path} is a folder, not a JSON file") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        what = "empty" if not text.strip() else f"not valid JSON ({_one_line(err)})"
+        raise ModelFileError(f"{path} is {what}; fix it, or save the model again or download it again") from None
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object (a module's ``config.json``)."""
+    cfg = read_json(path)
+    if not isinstance(cfg, dict):
+        raise ModelFileError(f"{path} must hold a JSON object, not {type(cfg).__name__}")
+    return cfg
+
+
+def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The name -> shape of every tensor in a safetensors file, from its header alone (no tensor data is read).
+
+    Raises:
+        ModelFileError: when the file is empty, truncated or its header is corrupt.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {name: tuple(fh.get_slice(name).get_shape()) for name in fh.keys()}
+    except SafetensorError as err:
+        reason = _one_line(err).removeprefix("Error while deserializing header: ")
+        raise ModelFileError(f"{path} is truncated or corrupt ({reason}); save the model again or download it again") from None
+
+
+def _hub_blobs(folder: Path) -> Path | None:
+    """The ``blobs/`` folder of a hub cache repo when ``folder`` lies in one of its snapshots, else None.
+
+    The hub cache keeps ``models--org--name/snapshots/REV/FILE`` as a symlink to ``../../blobs/HASH``.
+    """
+    for parent in folder.parents:
+        if parent.name == "snapshots" and parent.parent.name.startswith(("models--", "datasets--", "spaces--")):
+            blobs = parent.parent / "blobs"
+            return blobs if blobs.is_dir() else None
+    return None
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse a folder with an entry (file or folder) that resolves outside it, e.g. ``config.json -> /elsewhere``.
+
+    Entries that are not symlinks are inside by construction; a symlink may point anywhere inside
+    the folder, or into the hub cache's ``blobs/`` when the folder is a hub snapshot.
+    """
+    root = folder.resolve()
+    allowed = [root] + [b for b in (_hub_blobs(root),) if b is not None]
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing to open; the module's loader says what is missing
+    for entry in entries:
+        if not entry.is_symlink():
+            continue
+        target = Path(entry.path).resolve()
+        if not any(target.is_relative_to(a) for a in allowed):
+            raise ModelFileError(
+                f"{folder}/{entry.name} points outside the model folder (to {target}); "
+                "copy the file into the folder instead of linking to it"
+            )
+
+
+def _inside(root: Path, rel: str) -> Path:
+    """``root / rel``, refused when it resolves (through ``..`` or symlinks) outside ``root``."""
+    if not (root / rel).resolve().is_relative_to(root.resolve()):
+        raise ModelFileError(f"{root}/modules.json points outside the model folder: {rel!r}")
+    return root / rel
 
 
 def _offline() -> bool:
@@ -99,55 +210,92 @@ def _from_hub(repo_id: str, revision: str | None, allow_pickle: bool = False) ->
         raise ModelNotFoundError(f"{reason}. {hint}.") from None
 
 
-def _inside(root: Path, rel: str) -> Path:
-    target = (root / rel).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise ValueError(f"{root}/modules.json points outside the model folder: {rel!r}")
-    return target
+def _read_settings(path: Path) -> dict[str, Any]:
+    """config_sentence_transformers.json, its fields type-checked (prompts, default prompt, similarity)."""
+    from workbench.similarity import canonical_fn_name
+
+    file = path / "config_sentence_transformers.json"
+    if not file.is_file():
+        return {}
+    settings = read_config(file)
+    prompts = settings.get("prompts") or {}
+    if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
+        raise ModelFileError(f"{file}: 'prompts' must map prompt names to strings, got {prompts!r}")
+    default = settings.get("default_prompt_name")
+    if default is not None and default not in prompts:
+        raise ModelFileError(f"{file}: default_prompt_name {default!r} is not one of its prompts ({', '.join(prompts) or 'none'})")
+    if settings.get("similarity_fn_name") is not None:
+        try:
+            canonical_fn_name(settings["similarity_fn_name"])
+        except ValueError as err:
+            raise ModelFileError(f"{file}: {_one_line(err)}") from None
+    return settings
 
 
 def read_modules(path: Path, trust_remote_code: bool = False, allow_pickle: bool = False,
                  max_seq_length: int | None = None) -> tuple[list[nn.Module], dict[str, Any], bool]:
-    """Build the module chain a folder describes.
+    """Build the module chain a folder describes, checking each module's files before building it.
 
     Returns:
         (modules, settings from config_sentence_transformers.json, whether modules.json existed).
+
+    Raises:
+        ModelFileError: a damaged, inconsistent or unsafe folder (one line naming the file).
     """
-    settings: dict[str, Any] = {}
-    if (path / "config_sentence_transformers.json").is_file():
-        settings = json.loads((path / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    from workbench.models.modules import Dense, Normalize, Pooling, Transformer
+
+    check_folder(path)
+    settings = _read_settings(path)
     if not (path / "modules.json").is_file():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"{path} is neither a sentence-transformers folder (modules.json) nor a Hugging Face one (config.json)")
         transformer = Transformer.load(path, max_seq_length, trust_remote_code, allow_pickle)
         return [transformer, Pooling(transformer.dim, "mean")], settings, False
-    try:
-        entries = json.loads((path / "modules.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}/modules.json is not valid JSON: {err}") from None
+    entries = read_json(path / "modules.json")
     if not isinstance(entries, list) or not all(
         isinstance(e, dict) and isinstance(e.get("path", ""), str) and isinstance(e.get("type", ""), str)
         and isinstance(e.get("idx", 0), int) for e in entries
     ):
-        raise ValueError(f"{path}/modules.json must be a list of objects with string 'path' and 'type' and an integer 'idx'")
+        raise ModelFileError(f"{path}/modules.json must be a list of objects with string 'path' and 'type' and an integer 'idx'")
     modules: list[nn.Module] = []
+    dim = 0  # the embedding size the chain gives so far
     for entry in sorted(entries, key=lambda e: e.get("idx", 0)):
         kind = str(entry.get("type", ""))
         cls_name = kind.rsplit(".", 1)[-1]
         if not kind.startswith(_KNOWN_PREFIXES) or cls_name not in _KNOWN_TYPES:
-            raise ValueError(
+            raise ModelFileError(
                 f"{path}/modules.json names module type {kind!r}, which workbench does not load "
                 f"(known: {', '.join(_KNOWN_TYPES)}). Module types are never imported from a model folder."
             )
-        folder = _inside(path, entry.get("path", ""))
+        rel = entry.get("path", "")
+        folder = _inside(path, rel)
+        if not modules and cls_name != "Transformer":
+            raise ModelFileError(f"{path}/modules.json must start with a Transformer module, not {kind!r}")
+        if modules and cls_name == "Transformer":
+            raise ModelFileError(f"{path}/modules.json has a second Transformer module (path {rel!r}); only the first may be one")
         if cls_name == "Transformer":
-            modules.append(Transformer.load(folder, max_seq_length, trust_remote_code, allow_pickle))
+            module: nn.Module = Transformer.load(folder, max_seq_length, trust_remote_code, allow_pickle)
         elif cls_name == "Dense":
-            modules.append(Dense.load(folder, allow_pickle))
+            module = Dense.load(folder, allow_pickle)
         elif cls_name == "Pooling":
-            modules.append(Pooling.load(folder))
+            module = Pooling.load(folder)
         else:
-            modules.append(Normalize.load(folder))
-    if not modules or not isinstance(modules[0], Transformer):
-        raise ValueError(f"{path}/modules.json must start with a Transformer module")
+            module = Normalize.load(folder)
+        if modules:
+            _check_input_size(module, dim, folder)
+        dim = getattr(module, "dim", dim)
+        modules.append(module)
+    if not modules:
+        raise ModelFileError(f"{path}/modules.json must start with a Transformer module; it lists none")
     return modules, settings, True
+
+
+def _check_input_size(module: nn.Module, given: int, folder: Path) -> None:
+    """A module's input size must be what the chain before it gives (else encode fails in a matmul, or the model reports a wrong dim)."""
+    for key, wants in (("word_embedding_dimension", getattr(module, "word_dim", None)),
+                       ("in_features", getattr(module, "in_features", None))):
+        if wants is not None and wants != given:
+            raise ModelFileError(
+                f"{folder}/config.json has {key}={wants}, but the modules before it give embeddings of size {given}; "
+                "set it to match, or save the model again"
+            )

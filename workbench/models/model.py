@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from workbench._version import __version__
-from workbench.atomic import replace_dir, temp_dir
+from workbench.atomic import apply_umask, replace_dir, temp_dir
 from workbench.encoding import encode_texts, pick_device
-from workbench.models.loading import read_modules, resolve_model_path
+from workbench.models.loading import _inside, check_folder, read_json, read_modules, resolve_model_path
 from workbench.models.modules import Dense, Normalize, Pooling, Transformer
 from workbench.similarity import canonical_fn_name, similarity_matrix
 
@@ -219,7 +219,8 @@ class EmbeddingModel(nn.Module):
         """Write the sentence-transformers folder layout (safetensors only), atomically.
 
         The folder is written beside the target and renamed into place, so a crash mid-save
-        never leaves a half-written model where a good one was.
+        never leaves a half-written model where a good one was. Its files and folders get the
+        user's umask (644/755 with umask 022), so others on a shared machine can read it.
 
         Args:
             path: the target folder (replaced if it exists).
@@ -248,6 +249,7 @@ class EmbeddingModel(nn.Module):
                 "similarity_fn_name": self.similarity_fn_name,
             })
             (tmp / "README.md").write_text(card if card is not None else minimal_card(self), encoding="utf-8")
+            apply_umask(tmp)  # safetensors writes its files 600: a shared model must be readable by others
             replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -357,11 +359,12 @@ def build_model(
 def _transformer_folder(name_or_path: str | os.PathLike[str]) -> Path:
     """The folder holding a model's transformer (the root, or the module path in modules.json)."""
     path = resolve_model_path(name_or_path)
+    check_folder(path)
     if (path / "modules.json").is_file():
-        entries = json.loads((path / "modules.json").read_text(encoding="utf-8"))
-        for entry in entries:
-            if str(entry.get("type", "")).endswith("Transformer"):
-                return path / entry.get("path", "")
+        entries = read_json(path / "modules.json")
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and str(entry.get("type", "")).endswith("Transformer"):
+                return _inside(path, str(entry.get("path", "")))
     return path
 
 

@@ -17,6 +17,15 @@ from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save_file as save_safetensors
 from torch import nn
 
+from workbench.models.loading import (
+    ModelFileError,
+    _one_line,
+    check_folder,
+    read_config,
+    read_json,
+    tensor_shapes,
+)
+
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 _POOLING_ALIASES = {
     "mean-sqrt-len": "mean_sqrt_len_tokens",
@@ -41,13 +50,18 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is missing") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _require(cfg: dict[str, Any], file: Path, key: str, kind: str, needs: str) -> Any:
+    """``cfg[key]``, or a one-line error naming the file, the key and what a ``kind`` config needs."""
+    if key not in cfg:
+        raise ModelFileError(
+            f"{file} has no {key!r}: a {kind} config needs {needs}. "
+            "Is the module's type in modules.json right for this folder?"
+        )
+    return cfg[key]
 
 
 class Transformer(nn.Module):
@@ -127,7 +141,20 @@ class Transformer(nn.Module):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         path = Path(path)
-        has_safetensors = any(path.glob("*.safetensors"))
+        check_folder(path)
+        if not (path / "config.json").is_file():
+            raise ModelFileError(
+                f"{path} has no config.json, so it is not a transformer folder; "
+                "check the module's path and type in modules.json"
+            )
+        for file in sorted(path.glob("*.json")):  # config, tokenizer files: one clear line if one is damaged
+            read_json(file)
+        if not isinstance(read_json(path / "config.json"), dict):
+            raise ModelFileError(f"{path}/config.json must hold a JSON object")
+        shapes: dict[str, tuple[int, ...]] = {}
+        for file in sorted(path.glob("*.safetensors")):
+            shapes.update(tensor_shapes(file))
+        has_safetensors = bool(shapes) or any(path.glob("*.safetensors"))
         if not has_safetensors:
             pickled = [p.name for p in path.glob("*.bin")]
             if pickled and not allow_pickle:
@@ -136,9 +163,16 @@ class Transformer(nn.Module):
                     "loaded. Convert them to safetensors, or pass allow_pickle=True if you trust the source."
                 )
         try:
-            config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+            try:
+                config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+            except ValueError as err:
+                if "trust_remote_code" in str(err):
+                    raise
+                reason = _one_line(str(err).split("\n\n")[0])
+                raise ModelFileError(f"{path}/config.json is not a model config transformers can build ({reason})") from None
             _quiet_transformers()
             _check_files(path, has_safetensors)
+            _check_weights_fit_config(path, config, shapes, trust_remote_code)
             model = AutoModel.from_pretrained(
                 str(path),
                 config=config,
@@ -156,7 +190,7 @@ class Transformer(nn.Module):
             raise
         settings = {}
         if (path / "sentence_bert_config.json").is_file():
-            settings = _read_json(path / "sentence_bert_config.json")
+            settings = _read_sentence_bert_config(path / "sentence_bert_config.json")
         if max_seq_length is None:
             max_seq_length = settings.get("max_seq_length")
         if max_seq_length is None:
@@ -190,6 +224,50 @@ class Transformer(nn.Module):
             raise ValueError(f"keep_layers={layers}: need distinct layer indices in 0..{n - 1}")
         encoder.layer = nn.ModuleList([stack[i] for i in layers])
         self.auto_model.config.num_hidden_layers = len(layers)
+
+
+def _read_sentence_bert_config(file: Path) -> dict[str, Any]:
+    settings = read_config(file)
+    if settings.get("max_seq_length") is not None and not _positive_int(settings["max_seq_length"]):
+        raise ModelFileError(f"{file}: max_seq_length must be a positive integer, got {settings['max_seq_length']!r}")
+    if not isinstance(settings.get("do_lower_case", False), bool):
+        raise ModelFileError(f"{file}: do_lower_case must be true or false, got {settings['do_lower_case']!r}")
+    return settings
+
+
+def _check_weights_fit_config(path: Path, config: Any, shapes: dict[str, tuple[int, ...]], trust_remote_code: bool) -> None:
+    """Refuse a config.json whose sizes disagree with the weights, before transformers allocates them.
+
+    The model is built on the meta device (shapes, no memory) and its tensors are compared with
+    the safetensors headers: a config claiming hidden_size=200000 would otherwise allocate
+    hundreds of GB and only then report the mismatch.
+    """
+    from transformers import AutoModel
+
+    if not shapes:
+        return
+    try:
+        with torch.device("meta"):
+            skeleton = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 - an architecture we cannot build here: transformers reports it itself
+        return
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    prefix = f"{getattr(skeleton, 'base_model_prefix', '')}."
+    wrong = []
+    for name, shape in shapes.items():
+        key = name[len(prefix):] if name not in expected and name.startswith(prefix) else name
+        if key in expected and expected[key] != shape:
+            wrong.append((name, shape, expected[key]))
+    if wrong:
+        name, shape, want = wrong[0]
+        sizes = ", ".join(f"{k}={getattr(config, k)}" for k in ("hidden_size", "intermediate_size", "vocab_size",
+                                                                 "num_attention_heads", "max_position_embeddings")
+                          if isinstance(getattr(config, k, None), int))
+        more = f" (and {len(wrong) - 1} more tensors)" if len(wrong) > 1 else ""
+        raise ModelFileError(
+            f"{path}/config.json does not match the weights: {name} is {list(shape)} in the safetensors file, "
+            f"but the config ({sizes}) makes it {list(want)}{more}; fix config.json or save the model again"
+        )
 
 
 def _check_files(path: Path, has_safetensors: bool) -> None:
@@ -289,7 +367,10 @@ class Pooling(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> Pooling:
-        cfg = _read_json(Path(path) / "config.json")
+        path = Path(path)
+        check_folder(path)
+        file = path / "config.json"
+        cfg = read_config(file)
         # Classic layout: word_embedding_dimension + one boolean per mode;
         # sentence-transformers >= 6 writes embedding_dimension + pooling_mode (a string or list).
         dim = cfg.get("word_embedding_dimension", cfg.get("embedding_dimension"))
@@ -298,8 +379,18 @@ class Pooling(nn.Module):
         else:
             modes = [mode for mode, key in _POOLING_FLAGS.items() if cfg.get(key)]
         if dim is None or not modes:
-            raise ValueError(f"{Path(path) / 'config.json'}: no embedding dimension or no pooling mode set")
-        return cls(int(dim), modes, bool(cfg.get("include_prompt", True)))
+            raise ModelFileError(
+                f"{file}: no embedding dimension (word_embedding_dimension) or no pooling mode set. "
+                "Is the module's type in modules.json right for this folder?"
+            )
+        if not _positive_int(dim):
+            raise ModelFileError(f"{file}: the embedding dimension must be a positive integer, got {dim!r}")
+        if not (isinstance(modes, str) or (isinstance(modes, list) and all(isinstance(m, str) for m in modes))):
+            raise ModelFileError(f"{file}: pooling_mode must be a mode name or a list of them, got {modes!r}")
+        try:
+            return cls(dim, modes, bool(cfg.get("include_prompt", True)))
+        except ValueError as err:
+            raise ModelFileError(f"{file}: {_one_line(err)}") from None
 
 
 def _activation_name(act: nn.Module) -> str:
@@ -377,22 +468,57 @@ class Dense(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path, allow_pickle: bool = False) -> Dense:
+        """Load a Dense folder; its config is checked against the weights' shapes before anything is allocated."""
         path = Path(path)
-        cfg = _read_json(path / "config.json")
-        module = cls(cfg["in_features"], cfg["out_features"], cfg.get("activation_function"), cfg.get("bias", True))
+        check_folder(path)
+        file = path / "config.json"
+        cfg = read_config(file)
+        needs = "in_features and out_features (and optionally bias, activation_function)"
+        sizes = {key: _require(cfg, file, key, "Dense", needs) for key in ("in_features", "out_features")}
+        for key, value in sizes.items():
+            if not _positive_int(value):
+                raise ModelFileError(f"{file}: {key} must be a positive integer, got {value!r}")
+        bias = cfg.get("bias", True)
+        if not isinstance(bias, bool):
+            raise ModelFileError(f"{file}: bias must be true or false, got {bias!r}")
+        try:
+            activation = make_activation(cfg.get("activation_function"))
+        except ValueError as err:
+            raise ModelFileError(f"{file}: {_one_line(err)}") from None
+        state: dict[str, torch.Tensor] | None = None
         if (path / "model.safetensors").is_file():
-            state = load_safetensors(str(path / "model.safetensors"))
+            weights = path / "model.safetensors"
+            shapes = tensor_shapes(weights)
         elif (path / "pytorch_model.bin").is_file():
             if not allow_pickle:
                 raise ValueError(
                     f"{path}/pytorch_model.bin is a pickle file, which can run code when loaded; "
                     "pass allow_pickle=True if you trust the source."
                 )
-            state = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+            weights = path / "pytorch_model.bin"
+            try:
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+            except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged or hostile file
+                raise ModelFileError(f"{weights} cannot be read ({type(err).__name__}: {_one_line(err)[:200]}); "
+                                     "save the model again or download it again") from None
+            if not isinstance(state, dict):
+                raise ModelFileError(f"{weights} does not hold a state dict of tensors")
+            shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
         else:
             raise FileNotFoundError(f"{path} has no model.safetensors for the Dense layer")
-        state = {k: v for k, v in state.items() if k.startswith("linear.")}
-        module.load_state_dict(state, strict=True)
+        n_in, n_out = sizes["in_features"], sizes["out_features"]
+        want = {"linear.weight": (n_out, n_in), **({"linear.bias": (n_out,)} if bias else {})}
+        got = {k: v for k, v in shapes.items() if k.startswith("linear.")}
+        if got != want:
+            found = ", ".join(f"{k} {list(v)}" for k, v in sorted(got.items())) or "no linear.* tensors"
+            raise ModelFileError(
+                f"{path}: config.json (in_features={n_in}, out_features={n_out}, bias={str(bias).lower()}) does not "
+                f"match {weights.name} ({found}); fix config.json or save the model again"
+            )
+        module = cls(n_in, n_out, activation, bias)
+        if state is None:
+            state = load_safetensors(str(weights))
+        module.load_state_dict({k: v for k, v in state.items() if k.startswith("linear.")}, strict=True)
         return module
 
 
