@@ -309,3 +309,16 @@ def test_a_failed_final_save_is_a_failed_event_and_one_line(tmp_path, tiny_recip
     from workbench.training import list_runs
 
     assert [r.status for r in list_runs(tmp_path)] == ["failed"]
+
+
+def test_a_full_disk_while_writing_the_embeddings_is_one_line_and_leaves_nothing(tmp_path, capsys, minilm_path,
+                                                                                  monkeypatch):
+    import numpy as np
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    _refused(capsys, ["encode", "a sentence", "--out", str(tmp_path / "e.npy"), "--model", str(minilm_path), "--quiet"],
+             "No space left on device")
+    assert list(tmp_path.iterdir()) == []  # no half-written file, no temporary left aside
