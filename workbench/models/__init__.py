@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from workbench.models.loading import DEFAULT_MODEL, ModelFileError, ModelNotFoundError, resolve_model_path
 from workbench.models.model import EmbeddingModel, build_model, pick_device
-from workbench.models.modules import POOLING_MODES, Dense, Normalize, Pooling, Transformer
+from workbench.models.modules import POOLING_MODES, Dense, Normalize, Pooling
+from workbench.models.transformer import Transformer
 
 
 def load_model(name_or_path: str = DEFAULT_MODEL, **kwargs) -> EmbeddingModel:

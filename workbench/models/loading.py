@@ -242,7 +242,8 @@ def read_modules(path: Path, trust_remote_code: bool = False, allow_pickle: bool
     Raises:
         ModelFileError: a damaged, inconsistent or unsafe folder (one line naming the file).
     """
-    from workbench.models.modules import Dense, Normalize, Pooling, Transformer
+    from workbench.models.modules import Dense, Normalize, Pooling
+    from workbench.models.transformer import Transformer
 
     check_folder(path)
     settings = _read_settings(path)
