@@ -29,7 +29,8 @@ from torch import nn
 from workbench._version import __version__
 from workbench.atomic import apply_umask, replace_dir, temp_dir
 from workbench.encoding import encode_texts, pick_device
-from workbench.models.loading import _inside, check_folder, read_json, read_modules, resolve_model_path
+from workbench.models.files import _inside, check_folder, read_json
+from workbench.models.loading import read_modules, resolve_model_path
 from workbench.models.modules import Dense, Normalize, Pooling
 from workbench.models.transformer import Transformer
 from workbench.similarity import canonical_fn_name, similarity_matrix

@@ -16,7 +16,7 @@ from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save_file as save_safetensors
 from torch import nn
 
-from workbench.models.loading import ModelFileError, _one_line, check_folder, read_config, tensor_shapes
+from workbench.models.files import ModelFileError, _one_line, check_folder, read_config, tensor_shapes
 from workbench.models.transformer import (
     Transformer,  # noqa: F401  (re-exported: it lived here before transformer.py)
     _positive_int,

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.models.loading import (
+from workbench.models.files import (
     ModelFileError,
     _one_line,
     check_folder,
