@@ -270,6 +270,8 @@ def test_resume_with_changed_settings_is_refused_unless_allowed(tmp_path, tiny_r
     err = _refused(capsys, ["train", str(recipe), "--run-dir", str(run_dir), "--resume", "--set", "train.lr=1e-2"],
                    "train.lr 0.001 -> 0.01", "--allow-changes")
     assert "batch_size" not in err  # only what changed is named
+    _refused(capsys, ["train", str(recipe), "--run-dir", str(run_dir), "--resume", "--set", "train.batch_size=8",
+                      "--set", "data.limit=100"], "train.batch_size 16 -> 8", "data[0].limit None -> 100")
     assert _snapshot(run_dir) == before
     assert main(["train", str(recipe), "--run-dir", str(run_dir), "--resume", "--set", "train.lr=1e-2",
                  "--allow-changes"]) == 0
