@@ -44,6 +44,10 @@ class FaultyLoss(MultipleNegativesRankingLoss):
         self.calls += 1
         return self.fault(self.calls, super().forward(features, labels))
 
+    def config(self):
+        # The injected fault is not a setting: a resume with the plain loss trains the same thing.
+        return {**super().config(), "name": "MultipleNegativesRankingLoss"}
+
 
 CFG = TrainConfig(lr=1e-3, batch_size=16, max_steps=10, log_every=1, checkpoint_every=2, keep_checkpoints=2,
                   eval_at_start=False, seed=1)

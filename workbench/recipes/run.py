@@ -180,7 +180,7 @@ def run_recipe(
         what = f"a {ended.reason} run" if ended is not None else "an unfinished run"
         raise ValueError(f"{run_dir} holds {what}; continue it with --resume, choose another --run-dir, or pass "
                          "--overwrite to replace it")
-    if resume and not allow_changes:
+    if resume and not allow_changes and folder.latest_checkpoint_path() is not None:  # a run to resume
         stored = folder.read_config()
         changes = settings_changes(stored, {"recipe": recipe.to_dict()}) if "recipe" in stored else {}
         if changes:

@@ -218,8 +218,6 @@ class Trainer:
             busy = from_main(acc, busy)
             if busy:
                 raise RunFolderBusy(busy)
-            if resume:
-                self._check_settings(acc, allow_changes)
         datasets = _named_datasets(self.train_data).values()
         data = [TokenizedData(d, self.model.tokenizer, self.model.max_seq_length) for d in datasets]
         plan = _Plan(data, cfg, acc.num_processes)
@@ -244,7 +242,7 @@ class Trainer:
                      sync_after_backward=[*model.parameters(), *own] if replays else own, start=0)
 
         if resume:
-            s = self._restore(s)
+            s = self._restore(s, allow_changes)
             if self._changes and acc.is_main_process:
                 config = {**self.run_dir.read_config(), **self._config_record()}
                 config["changes"] = [*config.get("changes", []), {"step": s.start, "changes": self._changes}]
@@ -262,7 +260,7 @@ class Trainer:
     def _check_settings(self, acc: Any, allow_changes: bool) -> None:
         """A resume goes on with the settings the run started with, unless changes are allowed."""
         changes = settings_changes(self.run_dir.read_config(), self._config_record()) if acc.is_main_process else {}
-        changes = from_main(acc, changes)
+        changes = from_main(acc, changes)  # every process decides alike
         if changes and not allow_changes:
             listed = ", ".join(f"{k} {before!r} -> {after!r}" for k, (before, after) in changes.items())
             raise ValueError(f"--resume: the run in {self.run_dir.path} started with other settings ({listed}); "
@@ -410,7 +408,7 @@ class Trainer:
         path = self.run_dir.save_checkpoint(step, self.model, trainer_state, self.config.keep_checkpoints)
         self._emit(Checkpoint(step=step, path=str(path)))
 
-    def _restore(self, s: _Session) -> _Session:
+    def _restore(self, s: _Session, allow_changes: bool = False) -> _Session:
         """Load the latest checkpoint: weights, optimizer, schedule, RNG, best so far; returns the
         session starting after its step."""
         acc = s.acc
@@ -423,6 +421,7 @@ class Trainer:
                 raise FileNotFoundError(f"the run in {self.run_dir.path} already completed (its model is in "
                                         f"{self.run_dir.model_path}); there is nothing to resume: start a new run")
             raise FileNotFoundError(f"no checkpoint to resume from in {self.run_dir.path / 'checkpoints'}")
+        self._check_settings(acc, allow_changes)  # a run to resume exists: does it go on as it started?
         model_dir, state = found
         self._load_weights(model_dir)
         with torch.no_grad():
