@@ -168,13 +168,10 @@ def run_recipe(
         run_dir = fresh_run_path("runs", f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = Path(run_dir)
     from workbench.training import RunHistory
-    from workbench.training.runs import RunDir, RunFolderBusy, settings_changes
+    from workbench.training.runs import RunDir, refuse_changes, settings_changes
 
     folder = RunDir(run_dir)
-    owner = folder.holder()
-    if owner is not None:  # refused here, before the data and models load; the trainer's claim is the real lock
-        raise RunFolderBusy(f"{run_dir} is in use by process {owner.get('pid')} on {owner.get('host')} "
-                            f"(since {owner.get('since')}); wait for it to finish, or use another run folder")
+    folder.refuse_if_busy()  # here, before the data and models load; the trainer's claim is the real lock
     if not resume and folder.metrics_path.exists() and not overwrite:
         ended = RunHistory.from_jsonl(folder.metrics_path).done
         what = f"a {ended.reason} run" if ended is not None else "an unfinished run"
@@ -182,12 +179,7 @@ def run_recipe(
                          "--overwrite to replace it")
     if resume and not allow_changes and folder.latest_checkpoint_path() is not None:  # a run to resume
         stored = folder.read_config()
-        changes = settings_changes(stored, {"recipe": recipe.to_dict()}) if "recipe" in stored else {}
-        if changes:
-            listed = ", ".join(f"{k} {before!r} -> {after!r}" for k, (before, after) in changes.items())
-            raise ValueError(f"--resume: the run in {run_dir} started with other settings ({listed}); resume with "
-                             "the settings it started with, or pass --allow-changes (recorded in metrics.jsonl, "
-                             "config.json and the model card)")
+        refuse_changes(run_dir, settings_changes(stored, {"recipe": recipe.to_dict()}) if "recipe" in stored else {})
     sts_dev = None
     if recipe.eval.sts_dev:
         sts_dev = load_stsb("dev")

@@ -55,7 +55,7 @@ from workbench.training.distributed import (
     replays_forward_in_backward,
 )
 from workbench.training.events import Changed, Checkpoint, Done, Eval, Event, RunHistory, Started, Step
-from workbench.training.runs import RunDir, RunFolderBusy, settings_changes
+from workbench.training.runs import RunDir, RunFolderBusy, refuse_changes, settings_changes
 
 
 class TrainingError(RuntimeError):
@@ -261,11 +261,8 @@ class Trainer:
         """A resume goes on with the settings the run started with, unless changes are allowed."""
         changes = settings_changes(self.run_dir.read_config(), self._config_record()) if acc.is_main_process else {}
         changes = from_main(acc, changes)  # every process decides alike
-        if changes and not allow_changes:
-            listed = ", ".join(f"{k} {before!r} -> {after!r}" for k, (before, after) in changes.items())
-            raise ValueError(f"--resume: the run in {self.run_dir.path} started with other settings ({listed}); "
-                             "resume with the settings it started with, or allow the change (--allow-changes, "
-                             "allow_changes=True: recorded in metrics.jsonl, config.json and the model card)")
+        if not allow_changes:
+            refuse_changes(self.run_dir.path, changes)
         self._changes = changes
 
     def _train_step(self, s: _Session, step: int, features: list[dict[str, Any]], labels: Any) -> float:

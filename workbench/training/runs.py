@@ -86,6 +86,15 @@ def settings_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
     return {k: [old.get(k), new.get(k)] for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)}
 
 
+def refuse_changes(path: Path, changes: dict[str, list[Any]]) -> None:
+    """Raise the one-line ``ValueError`` of a resume whose settings differ (see :func:`settings_changes`)."""
+    if changes:
+        listed = ", ".join(f"{k} {before!r} -> {after!r}" for k, (before, after) in changes.items())
+        raise ValueError(f"--resume: the run in {path} started with other settings ({listed}); resume with the "
+                         "settings it started with, or allow the change (--allow-changes, allow_changes=True: "
+                         "recorded in metrics.jsonl, config.json and the model card)")
+
+
 class RunDir:
     """Files of one run. Only the main process writes.
 
@@ -125,6 +134,16 @@ class RunDir:
             return None
         return owner
 
+    def refuse_if_busy(self) -> None:
+        """Raise :class:`RunFolderBusy`, naming the holder, when a live process holds the folder."""
+        owner = self.holder()
+        if owner is None:
+            return
+        who = (f"process {owner['pid']} on {owner['host']} (since {owner['since']})" if owner.get("pid")
+               else "a process whose lock file cannot be read")
+        raise RunFolderBusy(f"{self.path} is in use by {who}; wait for it to finish, use another --run-dir, or, if "
+                            f"that process is gone, delete {self.lock_path}")
+
     def claim(self) -> None:
         """Take the folder for this run, or raise :class:`RunFolderBusy` naming the process that has it.
 
@@ -139,13 +158,7 @@ class RunDir:
             try:
                 fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                owner = self.holder()
-                if owner is not None:
-                    who = (f"process {owner['pid']} on {owner['host']} (since {owner['since']})" if owner.get("pid")
-                           else "a process whose lock file cannot be read")
-                    raise RunFolderBusy(
-                        f"{self.path} is in use by {who}; wait for it to finish, use another --run-dir, or, if "
-                        f"that process is gone, delete {self.lock_path}") from None
+                self.refuse_if_busy()
                 try:  # stale: move it aside (one of several racers does) and try again
                     os.replace(self.lock_path, self.path / f".lock.stale-{token[:8]}")
                     (self.path / f".lock.stale-{token[:8]}").unlink(missing_ok=True)
