@@ -105,7 +105,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_output(out, args.overwrite, [Path(args.file)] if args.file else [])
     texts = _read_texts(args)
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, **_backend(args))
     emb = model.encode(texts, batch_size=args.batch_size, normalize=args.normalize, progress=not args.quiet)
     _save_npy(out, emb)
     print(f"encoded {len(texts)} texts with {args.model} -> {out} (shape {emb.shape[0]} x {emb.shape[1]}, float32)")
@@ -144,8 +144,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          f"choose from {', '.join(STS_SPLITS)}")
     if args.json:
         check_output(Path(args.json), args.overwrite, what="--json")
-    model = load_model(args.model, device=args.device)
-    print(f"model: {args.model} ({model.dim}-d, max {model.max_seq_length} tokens, {model.device})")
+    model = load_model(args.model, device=args.device, **_backend(args))
+    runs = f"{model.device}" if model.backend == "torch" else f"onnxruntime, {model.transformer.file.name}"
+    print(f"model: {args.model} ({model.dim}-d, max {model.max_seq_length} tokens, {runs})")
     results: dict[str, float] = {}
     for split in splits:
         ds = load_stsb(split, path=args.data)
@@ -192,6 +193,51 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         print(format_metrics(table))
     print(f"run folder: {result.run_dir}\nmodel: {result.model_path} (its README.md is the model card)")
+    if args.export:
+        _export_run_model(result, args.export, recipe)
+    return 0
+
+
+# `train/distill --export`: what each choice runs through export_onnx (optimization level, quantization).
+EXPORT_PRESETS = {"onnx": (None, None), "int8": ("O3", "int8")}
+
+
+def _export_run_model(result, preset: str, recipe) -> None:
+    """Add ONNX graphs to the run's model folder and say how well the exported model does on STS-B test."""
+    from workbench.export import export_onnx
+    from workbench.models import load_model
+
+    optimize, quantize = EXPORT_PRESETS[preset]
+    print(f"\nexporting the model ({preset})")
+    exported = export_onnx(result.model_path, result.model_path, optimize=optimize, quantize=quantize,
+                           overwrite=True, log=lambda line: print(f"  {line}", flush=True))
+    print(exported.summary())
+    if recipe.eval.sts_test:
+        from workbench.data import load_stsb
+        from workbench.evaluation import STSEvaluator
+
+        evaluator = STSEvaluator.from_dataset(load_stsb("test"), name="sts-test")
+        score = evaluator(load_model(result.model_path, backend="onnx"))[evaluator.primary_metric]
+        torch_score = result.metrics.get(evaluator.primary_metric)
+        versus = f" (torch: {torch_score:.4f})" if torch_score is not None else ""
+        print(f"{exported.file}: {evaluator.primary_metric} = {score:.4f}{versus}")
+
+
+def _backend(args: argparse.Namespace) -> dict:
+    """load_model's backend arguments from --backend / --onnx-file."""
+    if args.onnx_file and args.backend != "onnx":
+        raise ValueError("--onnx-file picks an ONNX graph: use it with --backend onnx")
+    return {"backend": args.backend, "file_name": args.onnx_file} if args.backend == "onnx" else {}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from workbench.export import export_onnx
+
+    if args.backend != "onnx":
+        raise ValueError(f"--backend {args.backend!r}: workbench exports to onnx")
+    result = export_onnx(args.model, args.out, optimize=args.optimize, quantize=args.quantize,
+                         overwrite=args.overwrite, log=lambda line: print(line, flush=True))
+    print(result.summary())
     return 0
 
 
@@ -202,6 +248,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     given = {"out": args.out, "steps": args.steps, "model": args.model, "projection": args.projection}
     run_quickstart(config.replace(**{k: v for k, v in given.items() if v is not None}))
     return 0
+
+
+def _backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                        help="torch, or onnx: run the graph under the folder's onnx/ in onnxruntime (CPU)")
+    parser.add_argument("--onnx-file", default=None, help="with --backend onnx: which graph, e.g. "
+                        "onnx/model_qint8_avx2.onnx (default: the one `workbench export` made last)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--batch-size", type=int, default=32)
     enc.add_argument("--normalize", action="store_true", help="scale embeddings to unit length")
     enc.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
+    _backend_options(enc)
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(func=cmd_encode)
 
@@ -245,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", default=None, help="a folder laid out like shared/data (default: $WORKBENCH_DATA)")
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--device", default=None)
+    _backend_options(ev)
     ev.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     ev.set_defaults(func=cmd_eval)
@@ -261,7 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --resume: go on with settings that differ from the run's (recorded in its log and card)")
         tr.add_argument("--overwrite", action="store_true", help="start afresh in a --run-dir that holds an earlier run")
         tr.add_argument("--device", default=None)
+        tr.add_argument("--export", choices=sorted(EXPORT_PRESETS), default=None,
+                        help="also add ONNX graphs to the final model: onnx (fp32) or int8 (O3-optimized, dynamic "
+                             "int8 for this CPU); needs the onnx extra")
         tr.set_defaults(func=cmd_train)
+
+    ex = sub.add_parser("export", help="export a model for fast CPU encoding (ONNX, optionally optimized and int8)")
+    ex.add_argument("model", help="a model folder or name")
+    ex.add_argument("--backend", default="onnx", choices=["onnx"], help="the runtime to export for (onnx)")
+    ex.add_argument("--optimize", choices=["O1", "O2", "O3", "O4"], default=None,
+                    help="onnxruntime graph optimization level (O3: fusions + fast GELU; O4 is fp16, GPU only)")
+    ex.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 quantization for this CPU")
+    ex.add_argument("--out", required=True, help="the folder to write (a full sentence-transformers folder + onnx/)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ex.set_defaults(func=cmd_export)
 
     qs = sub.add_parser("quickstart", help="encode, evaluate, train briefly and write an HTML report (offline, ~3 min on CPU)")
     qs.add_argument("--out", default=None, help="output folder for report.html, run/ and metrics.json (default: workbench-out)")
@@ -279,13 +347,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get("WORKBENCH_DEBUG"):
         return args.func(args)
     from workbench.data import DataError
+    from workbench.export import ExportError
     from workbench.models import ModelNotFoundError
     from workbench.training import TrainingError
     from workbench.training.runs import RunFolderBusy
 
     try:
         return args.func(args)
-    except (DataError, ModelNotFoundError, FileNotFoundError, ValueError, TypeError, TrainingError, RunFolderBusy) as err:
+    except (DataError, ModelNotFoundError, FileNotFoundError, ValueError, TypeError, TrainingError, RunFolderBusy,
+            ExportError, ImportError) as err:
         print(f"workbench {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a read-only folder found during the work: the system's reason, in one line

@@ -214,7 +214,15 @@ def encode_texts(
         raise ValueError(f"output must be 'numpy' or 'torch', got {output!r}")
     if precision not in ("fp32", "fp16", "bf16"):
         raise ValueError(f"precision must be 'fp32', 'fp16' or 'bf16', got {precision!r}")
+    if getattr(model, "is_static", False):  # numpy lookups on the CPU, wherever the table is kept (no move)
+        out = _encode_static(model, items, prompt, normalize, show_progress=progress)
+        out = out[0] if single else out
+        return out if output == "numpy" else torch.from_numpy(out)
     dev = pick_device(device) if device is not None or model.device.type == "cpu" else model.device
+    if getattr(model, "backend", "torch") == "onnx":
+        if device is not None and dev.type != "cpu":
+            raise ValueError(f"an ONNX-backed model encodes on the CPU; device={device!r} needs backend='torch'")
+        dev = torch.device("cpu")
     if model.device != dev:
         model.to(dev)
     was_training = model.training
@@ -290,6 +298,37 @@ def encode_texts(
             model.train()
     out = result[0] if single else result
     return out.numpy() if output == "numpy" else out
+
+
+def _encode_static(model: Any, items: list[str], prompt: str | None, normalize: bool,
+                   show_progress: bool | None, chunk: int = 8192) -> np.ndarray:
+    """A static model's encode: numpy lookups and means per chunk, then any modules after the table (on the CPU)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    static = model.layers[0]
+    rest = list(model.layers[1:])
+    if prompt:
+        items = [prompt + t for t in items]
+    out = np.empty((len(items), model.dim), dtype=np.float32)
+    show = show_progress if show_progress is not None else len(items) >= 200_000
+    with tqdm(total=len(items), desc="encode", unit="text", disable=not show, leave=False) as bar:
+        for rows in _consecutive_ranges(len(items), chunk):
+            emb = static.encode_numpy(items[rows.start : rows.stop])
+            if rest:
+                with torch.inference_mode():
+                    feats = {"sentence_embedding": torch.from_numpy(emb).to(static.embedding.weight.device)}
+                    for module in rest:
+                        was = module.training
+                        module.eval()
+                        feats = module(feats)
+                        module.train(was)
+                    emb = feats["sentence_embedding"].float().cpu().numpy()
+            if normalize:
+                emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+            out[rows.start : rows.stop] = emb
+            bar.update(len(rows))
+    return out
 
 
 def _warn_truncation(model: Any, candidates: list[str]) -> None:

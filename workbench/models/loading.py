@@ -27,10 +27,12 @@ from torch import nn
 from workbench.models.files import ModelFileError, _inside, _one_line, check_folder, read_config, read_json  # noqa: F401
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+BACKENDS = ("torch", "onnx")
 
 # The modules.json types we build (each maps to our class of that name in read_modules). Only these are
 # ever instantiated: a folder cannot make us import arbitrary code by naming it.
-_KNOWN_TYPES = ("Transformer", "Pooling", "Dense", "Normalize")
+_KNOWN_TYPES = ("Transformer", "StaticEmbedding", "Pooling", "Dense", "Normalize")
+_INPUT_TYPES = ("Transformer", "StaticEmbedding")  # what a chain starts with
 _KNOWN_PREFIXES = (
     "sentence_transformers.models.",
     "sentence_transformers.base.modules.",
@@ -127,8 +129,13 @@ def _read_settings(path: Path) -> dict[str, Any]:
 
 
 def read_modules(path: Path, trust_remote_code: bool = False, allow_pickle: bool = False,
-                 max_seq_length: int | None = None) -> tuple[list[nn.Module], dict[str, Any], bool]:
+                 max_seq_length: int | None = None, backend: str = "torch",
+                 file_name: str | None = None) -> tuple[list[nn.Module], dict[str, Any], bool]:
     """Build the module chain a folder describes, checking each module's files before building it.
+
+    With ``backend="onnx"`` the transformer is an :class:`~workbench.models.onnx_backend.OnnxTransformer`
+    running ``file_name`` (an ``onnx/*.onnx`` graph; by default the one ``workbench export`` made
+    last, else ``onnx/model.onnx``); the other modules are the same.
 
     Returns:
         (modules, settings from config_sentence_transformers.json, whether modules.json existed).
@@ -137,14 +144,27 @@ def read_modules(path: Path, trust_remote_code: bool = False, allow_pickle: bool
         ModelFileError: a damaged, inconsistent or unsafe folder (one line naming the file).
     """
     from workbench.models.modules import Dense, Normalize, Pooling
+    from workbench.models.static import StaticEmbedding
     from workbench.models.transformer import Transformer
 
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
     check_folder(path)
     settings = _read_settings(path)
+
+    def transformer_at(folder: Path) -> nn.Module:
+        if backend == "onnx":
+            from workbench.models.onnx_backend import OnnxTransformer, onnx_files
+
+            # sentence-transformers keeps onnx/ beside the transformer's files (the root, in today's layout)
+            graphs = folder if onnx_files(folder) or not onnx_files(path) else path
+            return OnnxTransformer.load_folder(folder, file_name, max_seq_length, graphs=graphs)
+        return Transformer.load(folder, max_seq_length, trust_remote_code, allow_pickle)
+
     if not (path / "modules.json").is_file():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"{path} is neither a sentence-transformers folder (modules.json) nor a Hugging Face one (config.json)")
-        transformer = Transformer.load(path, max_seq_length, trust_remote_code, allow_pickle)
+        transformer = transformer_at(path)
         return [transformer, Pooling(transformer.dim, "mean")], settings, False
     entries = read_json(path / "modules.json")
     if not isinstance(entries, list) or not all(
@@ -164,12 +184,17 @@ def read_modules(path: Path, trust_remote_code: bool = False, allow_pickle: bool
             )
         rel = entry.get("path", "")
         folder = _inside(path, rel)
-        if not modules and cls_name != "Transformer":
-            raise ModelFileError(f"{path}/modules.json must start with a Transformer module, not {kind!r}")
-        if modules and cls_name == "Transformer":
-            raise ModelFileError(f"{path}/modules.json has a second Transformer module (path {rel!r}); only the first may be one")
-        if cls_name == "Transformer":
-            module: nn.Module = Transformer.load(folder, max_seq_length, trust_remote_code, allow_pickle)
+        if not modules and cls_name not in _INPUT_TYPES:
+            raise ModelFileError(f"{path}/modules.json must start with a Transformer (or StaticEmbedding) module, not {kind!r}")
+        if modules and cls_name in _INPUT_TYPES:
+            raise ModelFileError(f"{path}/modules.json has a second input module ({cls_name}, path {rel!r}); only the first may be one")
+        if cls_name == "StaticEmbedding":
+            if backend == "onnx":
+                raise ValueError(f"{path} is a static model: it encodes without a transformer, so it has no ONNX "
+                                 "graph; load it with backend='torch' (its encode is already numpy lookups)")
+            module: nn.Module = StaticEmbedding.load(folder)
+        elif cls_name == "Transformer":
+            module = transformer_at(folder)
         elif cls_name == "Dense":
             module = Dense.load(folder, allow_pickle)
         elif cls_name == "Pooling":

@@ -70,9 +70,11 @@ class EmbeddingModel(nn.Module):
         default_prompt_name: str | None = None,
         similarity_fn_name: str | None = None,
     ):
+        from workbench.models.static import StaticEmbedding
+
         super().__init__()
-        if not modules or not isinstance(modules[0], Transformer):
-            raise ValueError("an EmbeddingModel starts with a Transformer module")
+        if not modules or not isinstance(modules[0], (Transformer, StaticEmbedding)):
+            raise ValueError("an EmbeddingModel starts with a Transformer or a StaticEmbedding module")
         self.layers = nn.ModuleList(modules)
         self.prompts = dict(prompts or {})
         self.default_prompt_name = default_prompt_name
@@ -82,7 +84,15 @@ class EmbeddingModel(nn.Module):
     # ----- structure -------------------------------------------------------------------------
     @property
     def transformer(self) -> Transformer:
+        """The first module: the Transformer (or, in a static model, the StaticEmbedding) that reads the tokens."""
         return self.layers[0]  # type: ignore[return-value]
+
+    @property
+    def is_static(self) -> bool:
+        """Whether this is a static model (token vectors averaged, no transformer)."""
+        from workbench.models.static import StaticEmbedding
+
+        return isinstance(self.layers[0], StaticEmbedding)
 
     @property
     def tokenizer(self) -> Any:
@@ -106,7 +116,15 @@ class EmbeddingModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        first = next(self.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")  # ONNX or parameter-free chains: CPU
+
+    @property
+    def backend(self) -> str:
+        """``"torch"``, or ``"onnx"`` when the transformer runs in onnxruntime."""
+        from workbench.models.onnx_backend import OnnxTransformer
+
+        return "onnx" if isinstance(self.transformer, OnnxTransformer) else "torch"
 
     @property
     def normalizes(self) -> bool:
@@ -114,8 +132,17 @@ class EmbeddingModel(nn.Module):
 
     def __repr__(self) -> str:
         parts = []
+        from workbench.models.onnx_backend import OnnxTransformer
+        from workbench.models.static import StaticEmbedding
+
         for module in self.layers:
-            if isinstance(module, Transformer):
+            if isinstance(module, StaticEmbedding):
+                parts.append(f"StaticEmbedding(vocab={module.vocab_size}, dim={module.dim})")
+            elif isinstance(module, OnnxTransformer):
+                cfg = module.config
+                parts.append(f"OnnxTransformer({module.file.parent.name}/{module.file.name}, layers={cfg.num_hidden_layers}, "
+                             f"hidden={cfg.hidden_size}, max_seq_length={module.max_seq_length})")
+            elif isinstance(module, Transformer):
                 cfg = module.auto_model.config
                 parts.append(
                     f"Transformer({type(module.auto_model).__name__}, layers={cfg.num_hidden_layers}, "
@@ -238,7 +265,8 @@ class EmbeddingModel(nn.Module):
         try:
             entries = []
             for idx, module in enumerate(self.layers):
-                folder = "" if idx == 0 else f"{idx}_{type(module).__name__}"
+                # The transformer's files sit at the root (sentence-transformers' layout); any other module in its own folder.
+                folder = "" if idx == 0 and isinstance(module, Transformer) else f"{idx}_{type(module).__name__}"
                 (tmp / folder).mkdir(exist_ok=True)
                 module.save(tmp / folder)
                 entries.append({"idx": idx, "name": str(idx), "path": folder, "type": f"sentence_transformers.models.{type(module).__name__}"})
@@ -267,6 +295,8 @@ class EmbeddingModel(nn.Module):
         trust_remote_code: bool = False,
         allow_pickle: bool = False,
         revision: str | None = None,
+        backend: Literal["torch", "onnx"] = "torch",
+        file_name: str | None = None,
     ) -> EmbeddingModel:
         """Load a sentence-transformers folder, a plain Hugging Face folder, a hub id or the default short name.
 
@@ -277,9 +307,17 @@ class EmbeddingModel(nn.Module):
             trust_remote_code: allow code shipped with the checkpoint to run (off by default).
             allow_pickle: allow ``pytorch_model.bin`` weights (pickle can run code when loaded).
             revision: hub revision (branch, tag or commit).
+            backend: ``"onnx"`` runs the transformer in onnxruntime on the CPU, from a graph under the
+                folder's ``onnx/`` (made by ``workbench export``, or by sentence-transformers).
+            file_name: which graph, e.g. ``"onnx/model_qint8_avx2.onnx"``; by default the one
+                ``workbench export`` made last, else ``onnx/model.onnx``.
         """
+        if backend == "onnx" and device is not None and torch.device(device).type != "cpu":
+            raise ValueError(f"the ONNX backend runs on the CPU here; device={device!r} needs backend='torch'")
+        if file_name is not None and backend != "onnx":
+            raise ValueError("file_name= picks an ONNX graph: pass backend='onnx' with it")
         path = resolve_model_path(name_or_path, revision, allow_pickle)
-        modules, settings, is_st = read_modules(path, trust_remote_code, allow_pickle, max_seq_length)
+        modules, settings, is_st = read_modules(path, trust_remote_code, allow_pickle, max_seq_length, backend, file_name)
         if not is_st:
             warnings.warn(
                 f"{path} is a plain Hugging Face model, not a sentence-transformers one: "
@@ -295,7 +333,7 @@ class EmbeddingModel(nn.Module):
         )
         model.source = os.fspath(name_or_path)
         model.eval()
-        model.to(pick_device(device))
+        model.to(pick_device("cpu" if backend == "onnx" else device))
         return model
 
 

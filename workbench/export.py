@@ -1,0 +1,314 @@
+"""Export a model for fast CPU encoding: its transformer as an ONNX graph, optionally optimized and int8.
+
+The exported folder is the model's complete sentence-transformers folder plus graphs under
+``onnx/``, named as sentence-transformers names them, so both libraries load the same file::
+
+    workbench export all-MiniLM-L6-v2 --backend onnx --quantize int8 --out minilm-onnx
+    load_model("minilm-onnx", backend="onnx")                        # the graph made last
+    SentenceTransformer("minilm-onnx", backend="onnx",
+                        model_kwargs={"file_name": "onnx/model_qint8_avx2.onnx"})
+
+The graph is made by ``torch.onnx.export`` from the folder's own weights; optimization uses
+onnxruntime's transformer optimizer at the levels optimum defines (O1: basic graph
+optimizations; O2: plus attention/LayerNorm/GELU fusions; O3: O2 with the fast GELU
+approximation; O4: O3 in fp16, GPU only); int8 is onnxruntime's dynamic quantization with the
+settings optimum picks for this CPU's instruction set (VNNI, AVX-512, AVX2 or ARM64). Pooling,
+Dense and Normalize are not in the graph: they run in torch, as before.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.models.onnx_backend import ONNX_FOLDER, cpu_isa, require_onnxruntime, write_manifest
+
+OPTIMIZE_LEVELS = ("O1", "O2", "O3", "O4")
+QUANTIZE = ("int8",)
+# A few sentences that the export checks its graph on (short, long, with padding in one batch).
+_CHECK_TEXTS = [
+    "A man is playing a guitar.",
+    "The quick brown fox jumps over the lazy dog, and then it runs far away into the forest to hide.",
+    "ok",
+    "Sentence embeddings map texts to vectors whose cosine says how alike the texts are.",
+]
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported as asked; the message names the module or setting."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_onnx` wrote and checked.
+
+    Attributes:
+        folder: the exported sentence-transformers folder.
+        file: the graph made last, relative to the folder (``onnx/model_qint8_avx2.onnx``); what
+            ``load_model(folder, backend="onnx")`` runs by default.
+        files: every graph written, with how it was made.
+        isa: the instruction set int8 was quantized for (``None`` without ``--quantize``).
+        max_abs_diff: the largest difference between the final graph's and torch's sentence
+            embeddings on a few check sentences.
+        min_cosine: the smallest cosine between them (int8 changes the numbers; this says how much).
+        notes: things the user should know (a CPU without VNNI, for instance).
+    """
+
+    folder: Path
+    file: str
+    files: dict[str, dict[str, Any]]
+    isa: str | None
+    max_abs_diff: float
+    min_cosine: float
+    seconds: float
+    notes: tuple[str, ...] = field(default=())
+
+    def summary(self) -> str:
+        lines = [f"exported {self.folder} ({self.seconds:.0f} s)"]
+        for name, info in self.files.items():
+            size = (self.folder / name).stat().st_size / 2**20
+            lines.append(f"  {name}: {info['made']} ({size:.1f} MiB)")
+        lines.append(f"  check against torch on {len(_CHECK_TEXTS)} sentences: max abs diff {self.max_abs_diff:.1e}, "
+                     f"min cosine {self.min_cosine:.5f}")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        lines.append(f"  load it: load_model({str(self.folder)!r}, backend='onnx')  # runs {self.file}")
+        return "\n".join(lines)
+
+
+def quantization_settings(isa: str) -> dict[str, Any]:
+    """The dynamic-quantization settings for a CPU's instruction set.
+
+    Weights are symmetric int8 per channel, activations unsigned (uint8 x int8 products), as
+    optimum's ``AutoQuantizationConfig`` does for ARM64, AVX-512 and VNNI. On AVX2 and on
+    AVX-512 without VNNI the uint8 x int8 product can saturate, so weights use 7 bits
+    (``reduce_range``, onnxruntime's advice for those CPUs). optimum's avx2 config uses uint8
+    weights instead; measured here (2-core AMD EPYC, AVX2) that graph was 1.6x slower than
+    int8 weights at the same STS-B test score (0.8185 vs 0.8182), so workbench does not follow it.
+    The file suffix follows sentence-transformers: ``<weight dtype>_<isa>``.
+
+    Example:
+        >>> quantization_settings("avx2")["suffix"], quantization_settings("avx512_vnni")["reduce_range"]
+        ('qint8_avx2', False)
+    """
+    if isa not in ("arm64", "avx2", "avx512", "avx512_vnni"):
+        raise ValueError(f"no int8 settings for {isa!r}; choose arm64, avx2, avx512 or avx512_vnni")
+    return {"weights": "QInt8", "per_channel": True, "reduce_range": isa in ("avx2", "avx512"),
+            "suffix": f"qint8_{isa}"}
+
+
+def export_onnx(
+    model: Any,
+    out: str | os.PathLike[str],
+    optimize: str | None = None,
+    quantize: str | None = None,
+    isa: str | None = None,
+    overwrite: bool = False,
+    opset: int = 17,
+    log: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export a model's transformer to ONNX under ``out/onnx/``, next to a full copy of the model folder.
+
+    Args:
+        model: a model folder, a name (``"all-MiniLM-L6-v2"``) or a workbench ``EmbeddingModel``
+            (saved first, so pruned or freshly trained students export as they are in memory).
+        out: the folder to write (refused if it exists, unless ``overwrite``).
+        optimize: ``"O1"``..``"O4"`` (see the module docstring); ``None`` for the plain graph.
+        quantize: ``"int8"`` for dynamic int8 quantization of the final graph.
+        isa: the instruction set to quantize for; by default this CPU's (:func:`cpu_isa`).
+        overwrite: replace ``out`` if it exists.
+        opset: the ONNX opset.
+        log: called with a line per step (the CLI prints them).
+
+    Returns:
+        An :class:`ExportResult`; ``load_model(out, backend="onnx")`` runs ``result.file``.
+
+    Raises:
+        ImportError: onnx/onnxruntime are not installed (names the extra).
+        ExportError: the model has a module that cannot be exported, or an unknown option.
+    """
+    import torch
+
+    from workbench.atomic import apply_umask, replace_dir, temp_dir
+    from workbench.models import EmbeddingModel, Transformer, load_model
+
+    say = log or (lambda line: None)
+    if optimize is not None and optimize not in OPTIMIZE_LEVELS:
+        raise ExportError(f"optimize={optimize!r}: choose one of {', '.join(OPTIMIZE_LEVELS)}")
+    if quantize is not None and quantize not in QUANTIZE:
+        raise ExportError(f"quantize={quantize!r}: only 'int8' is supported")
+    if optimize == "O4" and not torch.cuda.is_available():
+        raise ExportError("optimize='O4' converts the graph to fp16, which only pays off on a GPU; use O3 on a CPU")
+    require_onnxruntime()
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ImportError("exporting needs onnx: pip install 'workbench[onnx]' (or pip install onnx onnxruntime)") from None
+    notes: list[str] = []
+    if quantize:
+        isa = isa or cpu_isa()
+        if isa == "none":
+            raise ExportError("this CPU has no AVX2, so int8 would be slower than fp32; export without quantize")
+        if isa == "avx2":
+            notes.append("this CPU has no AVX-512 VNNI: int8 uses the AVX2 path (7-bit weights against "
+                         "saturation); expect a smaller gain than on a VNNI CPU")
+        settings = quantization_settings(isa)
+
+    out = Path(out).expanduser()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite to replace it")
+    start = time.perf_counter()
+    if isinstance(model, EmbeddingModel):
+        source = model
+    else:
+        source = load_model(model, device="cpu")
+    _check_exportable(source)
+    tmp = temp_dir(out)
+    try:
+        say(f"saving the model folder ({source.source or 'in memory'})")
+        source.save(tmp, card=_card(source))
+        # A fresh copy from the saved files: exporting must not touch the caller's model, and the
+        # graph must be exactly what the folder holds.
+        fresh = Transformer.load(tmp, max_seq_length=source.max_seq_length)
+        graphs = tmp / ONNX_FOLDER
+        graphs.mkdir()
+        say(f"exporting {type(fresh.auto_model).__name__} ({fresh.auto_model.config.num_hidden_layers} layers) "
+            f"with torch.onnx.export (opset {opset})")
+        _export_transformer(fresh, graphs / "model.onnx", opset)
+        files: dict[str, dict[str, Any]] = {f"{ONNX_FOLDER}/model.onnx": {"made": "torch.onnx.export, fp32"}}
+        current = graphs / "model.onnx"
+        if optimize:
+            say(f"optimizing ({optimize}) with onnxruntime's transformer optimizer")
+            target = graphs / f"model_{optimize}.onnx"
+            _optimize(current, target, optimize, fresh.auto_model.config)
+            files[f"{ONNX_FOLDER}/{target.name}"] = {"made": f"{optimize} optimization of model.onnx",
+                                                     "optimize": optimize}
+            current = target
+        if quantize:
+            stem = current.stem
+            target = graphs / f"{stem}_{settings['suffix']}.onnx"
+            bits = "7-bit" if settings["reduce_range"] else "8-bit"
+            say(f"quantizing {current.name} to int8 for {isa} (dynamic, {bits} int8 weights per channel)")
+            _quantize(current, target, settings)
+            files[f"{ONNX_FOLDER}/{target.name}"] = {
+                "made": f"dynamic int8 quantization of {current.name} for {isa}", "quantize": "int8", "isa": isa,
+                **{k: v for k, v in settings.items() if k != "suffix"}}
+            current = target
+        final = f"{ONNX_FOLDER}/{current.name}"
+        write_manifest(graphs, final, files)
+        say(f"checking {final} against torch")
+        diff, cos = _compare(load_model(tmp, device="cpu"), load_model(tmp, backend="onnx", file_name=final))
+        if not quantize and diff > 1e-4:
+            raise ExportError(f"the exported graph differs from torch by {diff:.1e} (> 1e-4) on the check sentences; "
+                              "this is an exporter bug for this architecture: please report it")
+        apply_umask(tmp)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(out, final, files, isa if quantize else None, diff, cos, time.perf_counter() - start, tuple(notes))
+
+
+def _check_exportable(model: Any) -> None:
+    from workbench.models import Dense, Normalize, Pooling, Transformer
+    from workbench.models.onnx_backend import OnnxTransformer
+
+    first = model.layers[0]
+    if isinstance(first, OnnxTransformer):
+        raise ExportError("this model already runs an ONNX graph; export the torch model (load it with backend='torch')")
+    if not isinstance(first, Transformer):
+        raise ExportError(f"the {type(first).__name__} module has no transformer to export to ONNX; "
+                          "it already encodes without one")
+    for module in model.layers[1:]:
+        if not isinstance(module, (Pooling, Dense, Normalize)):
+            raise ExportError(f"the {type(module).__name__} module cannot run after an ONNX transformer "
+                              "(exportable chains: Transformer, Pooling, Dense, Normalize)")
+
+
+def _export_transformer(transformer: Any, file: Path, opset: int) -> None:
+    import torch
+
+    auto = transformer.auto_model.eval()
+    names = [n for n in transformer.tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
+
+    class Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.auto = auto
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.auto(**dict(zip(names, inputs, strict=True)), return_dict=True).last_hidden_state
+
+    example = transformer.tokenize(_CHECK_TEXTS[:2])
+    args = tuple(example[n] for n in names)
+    axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
+    try:
+        with torch.no_grad():
+            try:
+                torch.onnx.export(Graph(), args, str(file), input_names=names, output_names=["last_hidden_state"],
+                                  dynamic_axes=axes, opset_version=opset, dynamo=False)
+            except TypeError:  # a torch without the TorchScript exporter's dynamo= switch
+                torch.onnx.export(Graph(), args, str(file), input_names=names, output_names=["last_hidden_state"],
+                                  dynamic_axes=axes, opset_version=opset)
+    except Exception as err:  # noqa: BLE001 - the exporter raises many types
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        raise ExportError(f"the Transformer module ({type(auto).__name__}) could not be exported to ONNX: "
+                          f"{type(err).__name__}: {first}") from err
+
+
+def _optimize(source: Path, target: Path, level: str, config: Any) -> None:
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model_type = getattr(config, "model_type", "bert")
+    # onnxruntime's fusions for the BERT family (its "bert" optimizer covers these encoders' graphs)
+    known = {"bert", "roberta", "xlm-roberta", "mpnet", "electra", "camembert"}
+    ort_type = "bert"
+    if model_type not in known:
+        raise ExportError(f"optimize={level!r} knows BERT-like encoders; this model is {model_type!r}. Export without --optimize")
+    options = FusionOptions(ort_type)
+    options.enable_gelu_approximation = level in ("O3", "O4")
+    optimized = optimize_model(str(source), model_type=ort_type, num_heads=0, hidden_size=0,
+                               opt_level=1 if level == "O1" else 2, optimization_options=options,
+                               use_gpu=level == "O4", only_onnxruntime=level == "O1")
+    if level == "O4":
+        optimized.convert_float_to_float16(keep_io_types=True)
+    optimized.save_model_to_file(str(target))
+
+
+def _quantize(source: Path, target: Path, settings: dict[str, Any]) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(source), str(target),
+        per_channel=settings["per_channel"], reduce_range=settings["reduce_range"],
+        weight_type=getattr(QuantType, settings["weights"]),
+        # DefaultTensorType: fused nodes (com.microsoft ops in an optimized graph) escape shape inference
+        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, "DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+def _compare(torch_model: Any, onnx_model: Any) -> tuple[float, float]:
+    a = torch_model.encode(_CHECK_TEXTS, progress=False, device="cpu")
+    b = onnx_model.encode(_CHECK_TEXTS, progress=False)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return float(np.abs(a - b).max()), float(cos.min())
+
+
+def _card(model: Any) -> str | None:
+    """The source folder's model card, kept as it is; None (a minimal card) for a model built in memory."""
+    from workbench.models import resolve_model_path
+
+    try:
+        folder = resolve_model_path(model.source) if model.source else None
+    except Exception:  # noqa: BLE001 - not a folder or a known name: the minimal card
+        return None
+    card = folder / "README.md" if folder is not None else None
+    return card.read_text(encoding="utf-8") if card is not None and card.is_file() else None
