@@ -1,115 +1,264 @@
-"""Encoding throughput: workbench vs sentence-transformers, side by side in one process.
+"""Encoding throughput: workbench vs sentence-transformers (and model2vec), side by side in one process.
 
-Both libraries load the same folder (the packaged all-MiniLM-L6-v2 by default) and encode the
-same STS-B sentences with the same batch size on the same device. Runs alternate between the
-two so that machine noise hits both alike; the figure is the ratio of median times
-(ours / theirs as throughput, so > 1 means workbench is faster). Outputs are checked to be
-identical (max abs diff <= 1e-5) before any number is printed.
+Each row runs the two libraries on the **same** model files (the same folder, the same ONNX
+graph, the same static table), on the same sentences, batch size and threads. Runs alternate
+between the contenders so that machine noise hits them alike; figures are medians, and the
+ratio is throughput over the reference's. Outputs are compared first (max abs diff), and each
+row reports the quality of what was encoded: STS-B test spearman (cosine) from those embeddings.
 
-    WORKBENCH_DATA=../shared/data python benchmarks/encode.py [--batch-size 32] [--repeats 5]
+Backends (``--backends``, comma-separated, or ``all``):
+
+- ``torch``: workbench's torch path vs sentence-transformers' (the default backend);
+- ``onnx``, ``onnx-O3``, ``onnx-int8``, ``onnx-O3-int8``: workbench's onnxruntime backend vs sentence-transformers'
+  ``backend="onnx"`` on the same graph (needs sentence-transformers' ``[onnx]`` extra, which
+  installs with sentence-transformers 5.x only: ``bash benchmarks/onnx-env.sh`` makes that
+  environment); each is also set against sentence-transformers' torch path;
+- ``static``: a workbench static model vs sentence-transformers' ``StaticEmbedding`` and
+  model2vec's ``StaticModel`` on the same table, and against sentence-transformers' torch
+  all-MiniLM-L6-v2;
+- ``student``: ``--student DIR`` (e.g. a pruned, int8-exported distilled student) in workbench
+  vs sentence-transformers' torch all-MiniLM-L6-v2.
+
+Inputs (``--inputs``): ``short`` (the 5,384 distinct STS-B test+dev sentences) and ``long``
+(Wikipedia sentences joined into ~200-token paragraphs).
+
+    WORKBENCH_DATA=../shared/data python benchmarks/encode.py                  # torch, static
+    WORKBENCH_DATA=../shared/data .venv-onnx/bin/python benchmarks/encode.py --backends all \\
+        --static runs/offline-static/model --student runs/offline-a-int8/model
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
+
+warnings.filterwarnings("ignore")
+ALL = ("torch", "onnx", "onnx-O3", "onnx-int8", "onnx-O3-int8", "static", "student")
+
+
+def _sentences(args) -> tuple[list[str], dict]:
+    from workbench.data import load_stsb
+
+    test = load_stsb("test")
+    dev = load_stsb("dev")
+    texts = list(dict.fromkeys(list(test["sentence1"]) + list(test["sentence2"]) + list(dev["sentence1"]) + list(dev["sentence2"])))
+    return texts, {"s1": list(test["sentence1"]), "s2": list(test["sentence2"]), "score": np.asarray(test["score"], float)}
+
+
+def _paragraphs(n: int, tokenizer) -> list[str]:
+    """Consecutive Wikipedia sentences joined until a paragraph reaches ~200 tokens (file order: no shuffling)."""
+    from workbench.data import load_sentences
+
+    sents = list(load_sentences(sources=["wikipedia"], seed=None)["sentence"])
+    out, cur, length = [], [], 0
+    for s in sents:
+        cur.append(s)
+        length += len(tokenizer(s, add_special_tokens=False)["input_ids"])
+        if length >= 200:
+            out.append(" ".join(cur))
+            cur, length = [], 0
+            if len(out) == n:
+                break
+    return out
+
+
+def _sts(emb: np.ndarray, index: dict[str, int], gold: dict) -> float:
+    from scipy.stats import spearmanr
+
+    a = emb[[index[s] for s in gold["s1"]]]
+    b = emb[[index[s] for s in gold["s2"]]]
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return float(spearmanr(gold["score"], cos).statistic)
+
+
+def _race(contenders: dict, texts: list[str], repeats: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Median seconds per contender (alternating order), and each one's output."""
+    for fn in contenders.values():
+        fn(texts[:256])  # warm-up: allocations, kernel choice, ORT's first run
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    outs: dict[str, np.ndarray] = {}
+    names = list(contenders)
+    for rep in range(repeats):
+        order = names if rep % 2 == 0 else names[::-1]
+        for name in order:
+            start = time.perf_counter()
+            outs[name] = np.asarray(contenders[name](texts), dtype=np.float32)
+            times[name].append(time.perf_counter() - start)
+        print("  repeat " + str(rep + 1) + ": " + ", ".join(f"{k} {times[k][-1]:.2f}s" for k in names),
+              file=sys.stderr, flush=True)
+    return {k: statistics.median(v) for k, v in times.items()}, outs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--splits", default="test,dev", help="STS-B splits whose sentences to encode")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default=None, help="cpu / cuda (default: best present)")
-    parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--backends", default="torch,static", help=f"comma-separated: {', '.join(ALL)}, or all")
+    parser.add_argument("--inputs", default="short", help="short, long or short,long")
+    parser.add_argument("--batch-sizes", default="32", help="comma-separated, e.g. 32,128")
+    parser.add_argument("--long-paragraphs", type=int, default=384, help="how many ~200-token paragraphs")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--onnx-dir", default=None, help="an exported folder (default: export --model, O3 and int8, "
+                        "into a temporary folder)")
+    parser.add_argument("--static", default=None, help="a static model folder (default: distill one from --model)")
+    parser.add_argument("--student", default=None, help="a (pruned, exported) student folder for the student row")
+    parser.add_argument("--student-backend", default="onnx", choices=["torch", "onnx"])
+    parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args(argv)
 
     from sentence_transformers import SentenceTransformer
 
     from workbench import load_model
-    from workbench.data import load_stsb
-    from workbench.models import pick_device, resolve_model_path
+    from workbench.models import resolve_model_path
 
-    device = pick_device(args.device)
-    sentences: list[str] = []
-    for split in args.splits.split(","):
-        ds = load_stsb(split)
-        sentences += list(ds["sentence1"]) + list(ds["sentence2"])
-    sentences = list(dict.fromkeys(sentences))  # unique, first-seen order (not sorted: both libraries sort)
-
+    backends = ALL if args.backends == "all" else tuple(b.strip() for b in args.backends.split(","))
+    unknown = [b for b in backends if b not in ALL]
+    if unknown:
+        parser.error(f"unknown backends {unknown}; choose from {', '.join(ALL)}")
+    if "student" in backends and not args.student:
+        parser.error("the student row needs --student DIR")
     path = str(resolve_model_path(args.model))
-    ours = load_model(path, device=device)
-    theirs = SentenceTransformer(path, device=str(device))
+    short, gold = _sentences(args)
+    st_torch = SentenceTransformer(path, device="cpu")
+    inputs = {}
+    for kind in args.inputs.split(","):
+        inputs[kind.strip()] = short if kind.strip() == "short" else _paragraphs(args.long_paragraphs, st_torch.tokenizer)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    scratch = Path(tempfile.mkdtemp(prefix="wb-bench-"))
+    onnx_dir = args.onnx_dir
+    if any(b.startswith("onnx") for b in backends) and onnx_dir is None:
+        from workbench.export import export_onnx
 
-    def run_ours() -> np.ndarray:
-        return ours.encode(sentences, batch_size=args.batch_size, progress=False)
+        onnx_dir = str(scratch / "onnx")
+        export_onnx(path, onnx_dir, optimize="O3", quantize="int8")
+        # the int8 graph of the plain (unfused) model too, as sentence-transformers' guide makes it
+        from workbench.export import _quantize, quantization_settings
+        from workbench.models.onnx_backend import cpu_isa
 
-    def run_theirs() -> np.ndarray:
-        return theirs.encode(sentences, batch_size=args.batch_size, show_progress_bar=False)
+        _quantize(Path(onnx_dir) / "onnx" / "model.onnx",
+                  Path(onnx_dir) / "onnx" / f"model_{quantization_settings(cpu_isa())['suffix']}.onnx",
+                  quantization_settings(cpu_isa()))
+    try:
+        import optimum.onnxruntime  # noqa: F401
 
-    def timed(fn) -> tuple[float, np.ndarray]:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start, out
+        st_onnx_ok = True
+    except ImportError:
+        st_onnx_ok = False
 
-    # Warm up both (first calls pay for allocations and kernel selection).
-    ours.encode(sentences[:256], batch_size=args.batch_size, progress=False)
-    theirs.encode(sentences[:256], batch_size=args.batch_size, show_progress_bar=False)
+    def st_fn(model, bs):
+        return lambda texts: model.encode(texts, batch_size=bs, show_progress_bar=False)
 
-    times: dict[str, list[float]] = {"workbench": [], "sentence-transformers": []}
-    outs: dict[str, np.ndarray] = {}
-    for rep in range(args.repeats):
-        pair = [("workbench", run_ours), ("sentence-transformers", run_theirs)]
-        for name, fn in pair if rep % 2 == 0 else pair[::-1]:
-            seconds, out = timed(fn)
-            times[name].append(seconds)
-            outs[name] = out
-        print(f"  repeat {rep + 1}: workbench {times['workbench'][-1]:.2f}s, "
-              f"sentence-transformers {times['sentence-transformers'][-1]:.2f}s", file=sys.stderr)
+    def wb_fn(model, bs):
+        return lambda texts: model.encode(texts, batch_size=bs, progress=False)
 
-    diff = float(np.abs(outs["workbench"] - outs["sentence-transformers"]).max())
-    if diff > 1e-5:
-        print(f"outputs differ: max abs diff {diff:.2e} > 1e-5; no speed figure for different results")
-        return 1
-    med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = med["sentence-transformers"] / med["workbench"]
-    n = len(sentences)
-    result = {
-        "benchmark": "encode",
-        "model": args.model,
-        "sentences": n,
-        "batch_size": args.batch_size,
-        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(),
-        "cpu_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "repeats": args.repeats,
-        "workbench_sentences_per_s": n / med["workbench"],
-        "sentence_transformers_sentences_per_s": n / med["sentence-transformers"],
-        "ratio": ratio,
-        "max_abs_diff": diff,
-    }
-    print(f"encode {n} STS-B sentences ({args.splits}), batch {args.batch_size}, {result['device']}, "
-          f"{args.repeats} alternating repeats, medians:")
-    print(f"  workbench             {result['workbench_sentences_per_s']:8.0f} sentences/s")
-    print(f"  sentence-transformers {result['sentence_transformers_sentences_per_s']:8.0f} sentences/s")
-    print(f"  ratio (workbench / sentence-transformers throughput): {ratio:.2f}   max abs diff {diff:.1e}")
+    rows = []
+    for kind, texts in inputs.items():
+        index = {t: i for i, t in enumerate(texts)}
+        for bs in batch_sizes:
+            for backend in backends:
+                contenders, reference, files = {}, "sentence-transformers torch", ""
+                if backend == "torch":
+                    contenders = {"workbench torch": wb_fn(load_model(path, device="cpu"), bs),
+                                  "sentence-transformers torch": st_fn(st_torch, bs)}
+                elif backend.startswith("onnx"):
+                    from workbench.models.onnx_backend import onnx_files
+
+                    graphs = onnx_files(onnx_dir)
+                    wanted = {"onnx": "onnx/model.onnx", "onnx-O3": "onnx/model_O3.onnx",
+                              "onnx-int8": next((g for g in graphs if "qint8" in g and "O3" not in g), None),
+                              "onnx-O3-int8": next((g for g in graphs if "qint8" in g and "O3" in g), None)}[backend]
+                    if wanted is None or wanted not in graphs:
+                        print(f"skip {backend}: no such graph in {onnx_dir} ({graphs})", file=sys.stderr)
+                        continue
+                    files = wanted
+                    contenders = {f"workbench {backend}": wb_fn(load_model(onnx_dir, backend="onnx", file_name=wanted), bs)}
+                    if st_onnx_ok:
+                        theirs = SentenceTransformer(onnx_dir, device="cpu", backend="onnx", model_kwargs={"file_name": wanted})
+                        contenders[f"sentence-transformers {backend}"] = st_fn(theirs, bs)
+                        reference = f"sentence-transformers {backend}"
+                    contenders["sentence-transformers torch"] = st_fn(st_torch, bs)
+                elif backend == "static":
+                    folder = args.static
+                    if folder is None:
+                        from workbench.static import distill_static
+
+                        folder = str(scratch / "static")
+                        if not Path(folder).exists():
+                            distill_static(load_model(path, device="cpu"), progress=False).save(folder)
+                    ours = load_model(folder)
+                    files = folder
+                    contenders = {"workbench static": wb_fn(ours, bs),
+                                  "sentence-transformers StaticEmbedding": st_fn(SentenceTransformer(folder, device="cpu"), bs)}
+                    try:
+                        from model2vec import StaticModel
+
+                        module = ours.layers[0]
+                        m2v = StaticModel(module.embedding.weight.detach().numpy(), module.tokenizer.backend_tokenizer,
+                                          normalize=ours.normalizes)
+                        contenders["model2vec StaticModel"] = lambda texts, m=m2v, b=bs: m.encode(texts, batch_size=b)
+                    except ImportError:
+                        print("model2vec is not installed: no model2vec row", file=sys.stderr)
+                    contenders["sentence-transformers torch"] = st_fn(st_torch, bs)
+                    reference = "sentence-transformers StaticEmbedding"
+                elif backend == "student":
+                    files = args.student
+                    student = load_model(args.student, backend=args.student_backend) if args.student_backend == "onnx" \
+                        else load_model(args.student, device="cpu")
+                    contenders = {f"workbench student ({args.student_backend})": wb_fn(student, bs),
+                                  "sentence-transformers torch": st_fn(st_torch, bs)}
+                print(f"{kind} inputs, batch {bs}, {backend}: {', '.join(contenders)}", file=sys.stderr, flush=True)
+                med, outs = _race(contenders, texts, args.repeats)
+                for name, seconds in med.items():
+                    row = {"inputs": kind, "texts": len(texts), "batch_size": bs, "backend": backend, "who": name,
+                           "file": files, "sentences_per_s": len(texts) / seconds,
+                           "vs_st_torch": med["sentence-transformers torch"] / seconds,
+                           "vs_reference": med[reference] / seconds if reference in med else None,
+                           "reference": reference}
+                    if kind == "short":
+                        row["sts_b_test"] = _sts(outs[name], index, gold)
+                    first = next(iter(outs))
+                    if name != first and outs[name].shape == outs[first].shape:
+                        row["max_abs_diff_vs_" + first.replace(" ", "_")] = float(np.abs(outs[name] - outs[first]).max())
+                    rows.append(row)
+                    sts = f"  STS-B test {row['sts_b_test']:.4f}" if "sts_b_test" in row else ""
+                    ref = f"  x{row['vs_reference']:.2f} vs {reference}" if row["vs_reference"] is not None and name != reference else ""
+                    print(f"  {name:42s} {row['sentences_per_s']:8.0f}/s  x{row['vs_st_torch']:.2f} vs ST torch{ref}{sts}",
+                          flush=True)
+    meta = {"machine": f"{platform.machine()} {_cpu_name()}, {os.cpu_count()} cores", "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "python": platform.python_version(), "repeats": args.repeats}
+    try:
+        import onnxruntime
+        import sentence_transformers
+        import transformers
+
+        meta.update({"onnxruntime": onnxruntime.__version__, "sentence_transformers": sentence_transformers.__version__,
+                     "transformers": transformers.__version__})
+    except ImportError:
+        pass
+    print(json.dumps(meta))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2)
+        Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

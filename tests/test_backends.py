@@ -269,3 +269,39 @@ def test_static_refuses_onnx(tiny_static):
     _, _, folder = tiny_static
     with pytest.raises(ValueError, match="static model"):
         load_model(folder, backend="onnx")
+
+
+# ----- the static recipe -------------------------------------------------------------------------
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("student.keep_layers=[0]", "a static student is distilled from the teacher's vocabulary; remove keep_layers"),
+    ('student.frequencies="often"', "frequencies = 'often': choose 'data'"),
+    ("student.pca_dims=0", "pca_dims must be >= 1"),
+    ("student.sif_coefficient=-1", "sif_coefficient must be > 0"),
+])
+def test_static_recipe_values_are_checked(assignment, message):
+    from workbench.recipes import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_recipe("offline-static", [assignment])
+    with pytest.raises(RecipeError, match="apply to a static student only"):
+        load_recipe("offline-a-distill", ["student.pca_dims=64"])
+
+
+@pytest.mark.slow
+def test_static_recipe_runs_both_steps(tmp_path, tiny_bert, data_dir):
+    from sentence_transformers import SentenceTransformer
+
+    from workbench.recipes import load_recipe, run_recipe
+
+    teacher = tiny_bert(layers=1, normalize=True).save(tmp_path / "teacher")
+    recipe = load_recipe("offline-static").with_(
+        teacher={"model": str(teacher)}, data={"limit": 300}, eval={"mse_sentences": 40, "sts_test": False},
+        train={"max_steps": 4, "eval_every": 2, "batch_size": 32})
+    result = run_recipe(recipe, run_dir=tmp_path / "run")
+    model = load_model(result.model_path)
+    assert model.is_static and model.dim == 32  # the teacher's space: no PCA in this recipe
+    info = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert info["static"]["frequencies"] == "counted on 260 training sentences" and info["static"]["pca_dims"] is None
+    assert info["recipe"]["student"]["static"] is True
+    theirs = SentenceTransformer(result.model_path, device="cpu")
+    assert np.abs(theirs.encode(TEXTS) - model.encode(TEXTS)).max() <= 1e-5

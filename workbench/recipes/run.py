@@ -204,11 +204,14 @@ def run_recipe(
         from workbench.models import load_model
 
         teacher = load_model(recipe.teacher.model, device=device)
-        student = build_from_spec(recipe.model, device=device, teacher=teacher)
         sentences = next(iter(datasets.values()))
         column = "sentence" if "sentence" in sentences.column_names else sentences.column_names[0]
         texts = [t for d in datasets.values() for t in d[column if column in d.column_names else d.column_names[0]]]
         n_eval = recipe.eval.mse_sentences
+        if recipe.model.static:
+            student = _static_student(recipe.model, teacher, texts[n_eval:], info)
+        else:
+            student = build_from_spec(recipe.model, device=device, teacher=teacher)
         model, trainer = distill(
             teacher, student, texts[n_eval:], recipe.train, eval_sentences=texts[:n_eval] or None, sts_dev=sts_dev,
             run_dir=run_dir, callbacks=callbacks, pca_sentences=recipe.teacher.pca_sentences,
@@ -226,6 +229,21 @@ def run_recipe(
         model = trainer.fit(resume=resume, allow_changes=allow_changes)
     metrics = {**trainer.final_metrics, **test_metrics}
     return RecipeResult(str(run_dir / "model"), str(run_dir), metrics, time.perf_counter() - start)
+
+
+def _static_student(spec: ModelSpec, teacher: Any, sentences: list[str], info: dict[str, Any]) -> Any:
+    """Step 1 of a static recipe: the teacher's vocabulary distilled into a table (recorded in the run's config)."""
+    from workbench.static import SIF_COEFFICIENT, distill_static
+
+    start = time.perf_counter()
+    sif = spec.sif_coefficient if spec.sif_coefficient is not None else SIF_COEFFICIENT
+    frequencies = sentences if spec.frequencies == "data" else None
+    student = distill_static(teacher, pca_dims=spec.pca_dims, frequencies=frequencies, sif_coefficient=sif)
+    info["static"] = {"pca_dims": spec.pca_dims, "sif_coefficient": sif,
+                      "frequencies": f"counted on {len(sentences)} training sentences" if frequencies else "zipf",
+                      "vocabulary": student.layers[0].vocab_size, "dim": student.dim,
+                      "seconds": round(time.perf_counter() - start, 1)}
+    return student
 
 
 def recipe_card(recipe: Recipe, datasets: dict[str, Any], model: Any, history: Any, trainer: Any,

@@ -71,9 +71,32 @@ class ModelSpec:
     normalize: bool | None = None  # None: none for a new model, the teacher's for a copy of it
     max_seq_length: int | None = None
     seed: int | None = None  # seeds every new random weight
+    # A static student (a distillation's [student] only): the teacher's vocabulary distilled into a table.
+    static: bool = False
+    pca_dims: int | None = None  # None: keep the teacher's space (what MSE training against it needs)
+    sif_coefficient: float | None = None  # None: workbench.static.SIF_COEFFICIENT
+    frequencies: str | None = None  # "data": count token frequencies on the training sentences; "zipf"
 
     def __post_init__(self) -> None:
         check_fields(self)
+        static_keys = ("pca_dims", "sif_coefficient", "frequencies")
+        if self.static:
+            extra = [f.name for f in dataclasses.fields(self)
+                     if f.name not in ("static", *static_keys) and getattr(self, f.name) != f.default]
+            if extra:
+                raise ValueError(f"a static student is distilled from the teacher's vocabulary; remove {', '.join(extra)} "
+                                 f"(it takes {', '.join(static_keys)})")
+            if self.frequencies not in (None, "data", "zipf"):
+                raise ValueError(f"frequencies = {self.frequencies!r}: choose 'data' (count on the training sentences) "
+                                 "or 'zipf' (assume the vocabulary's order)")
+            if self.pca_dims is not None and self.pca_dims < 1:
+                raise ValueError(f"pca_dims must be >= 1 (got {self.pca_dims})")
+            if self.sif_coefficient is not None and not self.sif_coefficient > 0:
+                raise ValueError(f"sif_coefficient must be > 0 (got {self.sif_coefficient})")
+            return
+        given = [k for k in static_keys if getattr(self, k) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to a static student only (static = true)")
         chosen = [k for k in ("base", "fresh", "load") if getattr(self, k) is not None]
         if len(chosen) > 1:
             raise ValueError(f"give one of base, fresh or load, not {' and '.join(chosen)}")
