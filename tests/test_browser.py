@@ -45,7 +45,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # The code cells of the notebook, in order.
-SETUP, HEATMAP, PROJECTOR, SEARCH, DASHBOARD, STATE = range(6)
+SETUP, HEATMAP, PROJECTOR, SEARCH, DASHBOARD, SPEEDMAP, STATE = range(7)
 SECOND = 1000  # Playwright counts milliseconds
 SERVER_START_S = 120
 RUN_ALL_S = 240  # model, 300 sentences, a first UMAP layout (numba compiles it) on 2 cores
@@ -546,6 +546,39 @@ def test_dashboard_compares_the_finished_run(nb):
     )
     drawn = nb.describe(DASHBOARD, 1)
     assert len(drawn["scatter"]) == 2 and drawn["scatter"][1] == 3  # loss as a line; STS with markers
+
+
+def test_speed_quality_map_draws_every_encoder_and_the_pareto_front(nb):
+    nb.wait(
+        f"i => ({JS_PLOTS})(i).length > 0 && ({JS_PLOTS})(i).every(gd => gd.data && gd._fullLayout)",
+        SPEEDMAP, 60, "the speed/quality map to be drawn", SPEEDMAP,
+    )  # fmt: skip
+    kernel = nb.state()["speedmap"]
+    assert kernel["errors"] == 0 and len(kernel["points"]) >= 4
+    drawn = nb.page.evaluate(
+        f"""i => {{
+          const gd = ({JS_PLOTS})(i)[0];
+          return {{
+            traces: gd.data.map(t => ({{name: t.name, text: Array.from(t.text || []), n: (t.x || []).length}})),
+            points: Array.from(gd.querySelectorAll('.scatterlayer .trace')).map(g => g.querySelectorAll('path.point').length),
+            xtype: gd._fullLayout.xaxis.type,
+            title: gd.querySelector('.gtitle') ? gd.querySelector('.gtitle').textContent : '',
+          }};
+        }}""",
+        SPEEDMAP,
+    )
+    dots, front = drawn["traces"]
+    assert dots["name"].startswith("encoders") and sorted(dots["text"]) == sorted(kernel["points"]) and dots["n"] >= 4
+    assert front["name"] == "Pareto front" and front["text"] == kernel["pareto"] and front["n"] >= 1
+    # SVG: a marker per encoder, one per point on the front.
+    assert drawn["points"] == [len(kernel["points"]), len(kernel["pareto"])], drawn["points"]
+    assert drawn["xtype"] == "log" and "speed vs quality on" in drawn["title"]
+    table = nb.cell(SPEEDMAP).locator("table").first.inner_text()
+    for name in kernel["points"]:
+        assert name in table, f"{name} is not in the table"
+    assert table.count("★ yes") == len(kernel["pareto"])
+    nb.no_errors_shown(SPEEDMAP)
+    nb.screenshot(SPEEDMAP, "speed_quality_map.png")
 
 
 def test_nothing_on_the_page_shows_an_error(nb):

@@ -291,3 +291,117 @@ def add_curves(fig: Any, history: RunHistory, name: str, metric: str | None = No
     label = f"{name}: " if name else ""
     fig.add_scatter(x=list(history.steps), y=list(history.losses), mode=loss_mode, name=f"{label}loss", row=1, col=1)
     fig.add_scatter(x=steps, y=values, mode="lines+markers", name=f"{label}{key or 'primary metric'}", row=1, col=2)
+
+
+# ----- the speed/quality map --------------------------------------------------------------------
+SPEED_FONT = 16  # readable from the back of a room
+
+
+def speed_quality_figure(result: Any = None, *, title: str | None = None) -> go.Figure:
+    """Sentences per second on this machine (log x) against STS quality (y), the Pareto front marked.
+
+    Marker area grows with the size on disk (when known); each point is labelled with its name and
+    its hover holds all the numbers. The Pareto front (the encoders no other beats on both) is a
+    step line through its points, drawn larger: everything below and left of it is a worse choice.
+
+    Args:
+        result: a :class:`~workbench.speed.SpeedQualityResult`, or ``None`` for the empty figure a
+            widget fills with :func:`draw_speed_quality`.
+        title: the title; by default it names the machine the speeds were measured on.
+
+    Example:
+        >>> from workbench.speed import EncoderPoint, SpeedQualityResult, pareto_front
+        >>> p = [EncoderPoint("big", 100.0, 0.87, "sts-dev_spearman_cosine", 90_000_000, 1.0, 100),
+        ...      EncoderPoint("small", 1000.0, 0.80, "sts-dev_spearman_cosine", None, 0.1, 100),
+        ...      EncoderPoint("bad", 500.0, 0.70, "sts-dev_spearman_cosine", None, 0.2, 100)]
+        >>> fig = speed_quality_figure(SpeedQualityResult(p, pareto_front(p), baseline="big"))
+        >>> [(t.name, list(t.text)) for t in fig.data]
+        [('encoders (marker area: size on disk)', ['big', 'small', 'bad']), ('Pareto front', ['big', 'small'])]
+        >>> fig.layout.xaxis.type
+        'log'
+    """
+    fig = go.Figure(
+        [
+            go.Scatter(x=[], y=[], mode="markers+text", name="encoders (marker area: size on disk)",
+                       textposition="top center", cliponaxis=False,
+                       marker=dict(color="#4c78a8", opacity=0.75, line=dict(width=1, color="white"))),
+            go.Scatter(x=[], y=[], mode="lines+markers", name="Pareto front", line=dict(shape="vh", color="#e45756", width=3),
+                       marker=dict(symbol="star", size=18, color="#e45756"), hoverinfo="skip", cliponaxis=False),
+        ],  # fmt: skip
+        layout=go.Layout(
+            font=dict(size=SPEED_FONT), height=560, margin=dict(l=80, r=30, t=90, b=70),
+            xaxis=dict(type="log", title=dict(text="sentences per second, measured on this machine (log scale)")),
+            yaxis=dict(title=dict(text="quality")), legend=dict(orientation="h", y=-0.18, x=0),
+            hoverlabel=dict(font=dict(size=SPEED_FONT)),
+        ),  # fmt: skip
+    )
+    draw_speed_quality(fig, result, title=title)
+    return fig
+
+
+def draw_speed_quality(fig: Any, result: Any, *, title: str | None = None) -> None:
+    """Draw a result (or ``None``: nothing yet) into a :func:`speed_quality_figure`, in place.
+
+    Call it inside ``fig.batch_update()`` on a ``FigureWidget``.
+    """
+    from workbench.speed import table_rows
+
+    points = list(result.points) if result is not None else []
+    rows = {r["name"]: r for r in table_rows(points, result.baseline if result is not None else None)}
+    front = set(result.pareto) if result is not None else set()
+    dots, line = fig.data[0], fig.data[1]
+    dots.x = [p.sentences_per_s for p in points]
+    dots.y = [p.quality if np.isfinite(p.quality) else None for p in points]  # undefined: not drawn
+    dots.text = [html.escape(p.name) for p in points]
+    dots.customdata = [[_speed_hover(p, rows[p.name])] for p in points]
+    dots.hovertemplate = "%{customdata[0]}<extra></extra>"
+    dots.marker.size = _marker_sizes([p.size_bytes for p in points])
+    dots.marker.symbol = ["circle" if p.size_bytes is not None else "circle-open" for p in points]
+    on_front = sorted((p for p in points if p.name in front), key=lambda p: (p.sentences_per_s, p.name))
+    line.x = [p.sentences_per_s for p in on_front]
+    line.y = [p.quality for p in on_front]
+    line.text = [html.escape(p.name) for p in on_front]
+    _pad_axes(fig, points)
+    metric_name = result.metric if result is not None and result.metric else "STS spearman (cosine)"
+    data = html.escape(result.data) if result is not None and result.data else ""
+    sample = " · <b>SAMPLE data: these numbers mean nothing</b>" if result is not None and result.is_sample else ""
+    fig.layout.yaxis.title.text = html.escape(metric_name)
+    if title is None:
+        machine = html.escape(result.machine) if result is not None and result.machine else "this machine"
+        title = f"speed vs quality on {machine}"
+        if data or sample:
+            title += f"<br><sup>{data}{sample}</sup>"
+    fig.layout.title = dict(text=title, font=dict(size=SPEED_FONT + 2))
+
+
+def _pad_axes(fig: Any, points: Sequence[Any]) -> None:
+    """Room around the points for their labels (log x: in decades); automatic when there are none."""
+    speeds = [p.sentences_per_s for p in points if np.isfinite(p.sentences_per_s) and p.sentences_per_s > 0]
+    qualities = [p.quality for p in points if np.isfinite(p.quality)]
+    if not speeds or not qualities:
+        fig.layout.xaxis.autorange, fig.layout.yaxis.autorange = True, True
+        return
+    low, high = np.log10(min(speeds)), np.log10(max(speeds))
+    fig.layout.xaxis.range = [low - 0.3, high + 0.3]
+    spread = max(max(qualities) - min(qualities), 0.05)
+    fig.layout.yaxis.range = [min(qualities) - 0.08 * spread, max(qualities) + 0.15 * spread]
+
+
+def _speed_hover(point: Any, row: dict[str, Any]) -> str:
+    from workbench.speed import format_row
+
+    cells = format_row(row)
+    size = "unknown" if point.size_bytes is None else f"{cells[5]} MB" + (f" ({point.size_from})" if point.size_from else "")
+    return (
+        f"<b>{html.escape(point.name)}</b><br>{cells[1]} sentences/s ({cells[2]} the baseline)<br>"
+        f"quality {cells[3]} (Δ {cells[4]})<br>size {size} · dim {point.dim}<br>"
+        f"{point.n_sentences} sentences in {point.seconds:.3f} s (median of {len(point.timings)})"
+        + ("<br>on the Pareto front" if row["pareto"] else "")
+    )
+
+
+def _marker_sizes(sizes: Sequence[int | None], low: float = 14.0, high: float = 44.0) -> list[float]:
+    """Marker diameters whose area grows with the size (the largest known gets ``high``); unknown: ``low``."""
+    known = [s for s in sizes if s is not None and s > 0]
+    top = max(known) if known else 1
+    return [low if s is None or s <= 0 else max(low, high * (s / top) ** 0.5) for s in sizes]

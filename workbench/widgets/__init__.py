@@ -19,6 +19,7 @@ from workbench.widgets.dashboard import LiveCurves, TrainingDashboard
 from workbench.widgets.heatmap import CompareHeatmaps, SimilarityHeatmap
 from workbench.widgets.projector import CompareProjector, Projector
 from workbench.widgets.search import ParaphraseMiner, SemanticSearch
+from workbench.widgets.speedmap import SpeedQualityMap
 
 __all__ = [
     "CompareHeatmaps",
@@ -28,5 +29,6 @@ __all__ = [
     "Projector",
     "SemanticSearch",
     "SimilarityHeatmap",
+    "SpeedQualityMap",
     "TrainingDashboard",
 ]
