@@ -305,3 +305,15 @@ def test_static_recipe_runs_both_steps(tmp_path, tiny_bert, data_dir):
     assert info["recipe"]["student"]["static"] is True
     theirs = SentenceTransformer(result.model_path, device="cpu")
     assert np.abs(theirs.encode(TEXTS) - model.encode(TEXTS)).max() <= 1e-5
+
+
+def test_an_onnx_model_cannot_be_trained(tmp_path, tiny_bert):
+    from workbench.losses import MultipleNegativesRankingLoss
+    from workbench.training import TrainConfig, Trainer
+
+    export_onnx(tiny_bert(layers=1), tmp_path / "m")
+    model = load_model(tmp_path / "m", backend="onnx")
+    with pytest.raises(TypeError, match="no weights to train; load it with backend='torch'"):
+        Trainer(model, MultipleNegativesRankingLoss(model), TrainConfig(max_steps=1), {"anchor": ["a"], "positive": ["b"]})
+    with pytest.raises(TypeError, match="saved by `workbench export`"):
+        model.save(tmp_path / "again")

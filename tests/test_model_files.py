@@ -219,7 +219,7 @@ def test_a_module_chain_must_start_with_one_transformer(folder):
     _refused(folder, "modules.json", "must start with a Transformer")
     _set_type(folder, 0, "sentence_transformers.models.Transformer", path="")
     _set_type(folder, 1, "sentence_transformers.models.Transformer", path="")
-    _refused(folder, "modules.json", "second Transformer")
+    _refused(folder, "modules.json", "second input module (Transformer")
 
 
 @pytest.mark.parametrize("kind", ["sentence_transformers.models.CNN", "os.system", "", "Dense\nos.system"])

@@ -97,6 +97,9 @@ class Trainer:
         card: Callable[..., str] | None = None,
         stop_signal: threading.Event | None = None,
     ):
+        if getattr(model, "backend", "torch") != "torch":
+            raise TypeError("this model runs an ONNX graph, which has no weights to train; "
+                            "load it with backend='torch' to train it (and export again afterwards)")
         self.model = model  # the bare model throughout (accelerate's wrapper is the session's)
         self.loss = loss
         self.config = config
