@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,7 +250,10 @@ def _export_transformer(transformer: Any, file: Path, opset: int) -> None:
     args = tuple(example[n] for n in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
     try:
-        with torch.no_grad():
+        # The tracer's warnings are about branches on shapes (padding, causal masks) that do not vary
+        # for an encoder; the check against torch after export is what says the graph is right.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             try:
                 torch.onnx.export(Graph(), args, str(file), input_names=names, output_names=["last_hidden_state"],
                                   dynamic_axes=axes, opset_version=opset, dynamo=False)
@@ -283,16 +287,25 @@ def _optimize(source: Path, target: Path, level: str, config: Any) -> None:
 
 
 def _quantize(source: Path, target: Path, settings: dict[str, Any]) -> None:
+    import logging
+
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(source), str(target),
-        per_channel=settings["per_channel"], reduce_range=settings["reduce_range"],
-        weight_type=getattr(QuantType, settings["weights"]),
-        # DefaultTensorType: fused nodes (com.microsoft ops in an optimized graph) escape shape inference
-        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, "DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime logs advice meant for static quantization, which this is not
+    try:
+        quantize_dynamic(
+            str(source), str(target),
+            per_channel=settings["per_channel"], reduce_range=settings["reduce_range"],
+            weight_type=getattr(QuantType, settings["weights"]),
+            # DefaultTensorType: fused nodes (com.microsoft ops in an optimized graph) escape shape inference
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
+                           "DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    finally:
+        root.setLevel(level)
 
 
 def _compare(torch_model: Any, onnx_model: Any) -> tuple[float, float]:
