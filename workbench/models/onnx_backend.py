@@ -184,22 +184,14 @@ class OnnxTransformer(Transformer):
         """
         from transformers import AutoConfig, AutoTokenizer
 
-        from workbench.models.transformer import _read_sentence_bert_config
+        from workbench.models.transformer import folder_settings
 
         check_folder(path)
         file = pick_onnx_file(graphs or path, file_name)
         config = AutoConfig.from_pretrained(str(path))
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        settings = {}
-        if (path / "sentence_bert_config.json").is_file():
-            settings = _read_sentence_bert_config(path / "sentence_bert_config.json")
-        if max_seq_length is None:
-            max_seq_length = settings.get("max_seq_length")
-        if max_seq_length is None:
-            limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-            limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
-            max_seq_length = min(limits) if limits else 512
-        return cls(file, tokenizer, config, max_seq_length, settings.get("do_lower_case", False), threads)
+        max_seq_length, do_lower_case = folder_settings(path, config, tokenizer, max_seq_length)
+        return cls(file, tokenizer, config, max_seq_length, do_lower_case, threads)
 
 
 class _ConfigOnly:

@@ -156,16 +156,8 @@ class Transformer(nn.Module):
                     "if you trust it, pass trust_remote_code=True."
                 ) from None
             raise
-        settings = {}
-        if (path / "sentence_bert_config.json").is_file():
-            settings = _read_sentence_bert_config(path / "sentence_bert_config.json")
-        if max_seq_length is None:
-            max_seq_length = settings.get("max_seq_length")
-        if max_seq_length is None:
-            limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-            limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
-            max_seq_length = min(limits) if limits else 512
-        module = cls(model, tokenizer, max_seq_length, settings.get("do_lower_case", False))
+        max_seq_length, do_lower_case = folder_settings(path, config, tokenizer, max_seq_length)
+        module = cls(model, tokenizer, max_seq_length, do_lower_case)
         if keep_layers is not None:
             module.keep_layers(keep_layers)
         return module
@@ -192,6 +184,21 @@ class Transformer(nn.Module):
             raise ValueError(f"keep_layers={layers}: need distinct layer indices in 0..{n - 1}")
         encoder.layer = nn.ModuleList([stack[i] for i in layers])
         self.auto_model.config.num_hidden_layers = len(layers)
+
+
+def folder_settings(path: Path, config: Any, tokenizer: Any, max_seq_length: int | None) -> tuple[int, bool]:
+    """``(max_seq_length, do_lower_case)`` of a transformer folder: the override if given, else
+    ``sentence_bert_config.json``, else the smaller of the position embeddings' and the tokenizer's limit."""
+    settings = {}
+    if (path / "sentence_bert_config.json").is_file():
+        settings = _read_sentence_bert_config(path / "sentence_bert_config.json")
+    if max_seq_length is None:
+        max_seq_length = settings.get("max_seq_length")
+    if max_seq_length is None:
+        limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+        limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+        max_seq_length = min(limits) if limits else 512
+    return int(max_seq_length), bool(settings.get("do_lower_case", False))
 
 
 def _read_sentence_bert_config(file: Path) -> dict[str, Any]:
