@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -241,6 +242,52 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from workbench.recipes import load_recipe, recipe_summary
+    from workbench.sweep import Param, Sweep, SweepError, format_sweep_event
+
+    if not args.grid and not args.range:
+        raise SweepError("nothing to search: give --grid section.key=v1,v2 (or --range section.key=low..high)")
+    sampler = args.sampler or ("random" if args.random else "grid")
+    if args.random and sampler != "random":
+        raise SweepError(f"--random N is a random sweep; with --sampler {sampler} give --trials N")
+    trials = args.random or args.trials
+    recipe = load_recipe(args.recipe, args.set or ())
+    params = [*(Param.grid(t) for t in args.grid or ()), *(Param.range(t) for t in args.range or ())]
+    sweep = Sweep(recipe, params, out=args.out, sampler=sampler, trials=trials, seed=args.seed,
+                  objective=args.objective, direction="minimize" if args.minimize else "maximize",
+                  budget_minutes=args.budget_minutes, trial_steps=args.trial_steps,
+                  keep_models="all" if args.keep_models else "best", overwrite=args.overwrite)
+    print(recipe_summary(recipe))
+    for p in params:
+        print(f"  searching {p.describe()}")
+
+    def show(event) -> None:
+        line = format_sweep_event(event, sweep.objective, sweep.trials)
+        if line is not None:
+            print(line, flush=True)
+        elif args.verbose:
+            from workbench.training.events import format_event
+
+            print(f"  [trial {event.number + 1}] {format_event(event.event)}", flush=True)
+
+    done = sweep.run(callbacks=[show], device=args.device)
+    print(f"results: {Path(args.out) / 'results.csv'}")
+    if done.best is not None:
+        print(f"best trial: {done.best.run_dir}; run its settings in full with:\n  workbench {recipe.kind} {args.recipe} "
+              + " ".join(f"--set {shlex.quote(f'{k}={_set_text(v)}')}" for k, v in done.best.params.items()))
+    return 0 if done.best is not None else 1
+
+
+def _set_text(value) -> str:
+    """A value as ``--set`` reads it back (TOML)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else repr(value)
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from workbench.quickstart import QuickstartConfig, run_quickstart
 
@@ -330,6 +377,30 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="the folder to write (a full sentence-transformers folder + onnx/)")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ex.set_defaults(func=cmd_export)
+
+    sw = sub.add_parser("sweep", help="run a recipe over a grid, random draws or Optuna TPE of its settings; "
+                                      "writes OUT/results.csv")
+    sw.add_argument("recipe", help="a recipe file or the name of one in recipes/")
+    sw.add_argument("--grid", action="append", metavar="SECTION.KEY=V1,V2",
+                    help="values to try for one recipe field, e.g. --grid train.lr=1e-5,5e-5 (repeatable)")
+    sw.add_argument("--range", action="append", metavar="SECTION.KEY=LOW..HIGH[:log]",
+                    help="a range to draw from (random and tpe), e.g. --range train.lr=1e-5..1e-3:log")
+    sw.add_argument("--random", type=int, default=None, metavar="N", help="N random draws instead of the full grid")
+    sw.add_argument("--sampler", choices=["grid", "random", "tpe"], default=None,
+                    help="tpe: Optuna's TPE sampler with pruning of bad trials (needs optuna); give --trials")
+    sw.add_argument("--trials", type=int, default=None, help="how many trials a random or tpe sweep runs")
+    sw.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="fix a recipe value for every trial")
+    sw.add_argument("--budget-minutes", type=float, default=None, help="start no trial after this; stop the running one")
+    sw.add_argument("--trial-steps", type=int, default=None, help="cap each trial at this many training steps")
+    sw.add_argument("--objective", default="sts-dev_spearman_cosine", help="the dev metric to choose by")
+    sw.add_argument("--minimize", action="store_true", help="a lower objective is better")
+    sw.add_argument("--seed", type=int, default=0, help="seeds random draws and TPE")
+    sw.add_argument("--keep-models", action="store_true", help="keep every trial's model (default: the best one only)")
+    sw.add_argument("--out", required=True, help="the sweep's folder (a restart with the same settings resumes it)")
+    sw.add_argument("--overwrite", action="store_true", help="replace a different sweep in --out")
+    sw.add_argument("--device", default=None)
+    sw.add_argument("--verbose", action="store_true", help="also print each trial's training log")
+    sw.set_defaults(func=cmd_sweep)
 
     qs = sub.add_parser("quickstart", help="encode, evaluate, train briefly and write an HTML report (offline, ~3 min on CPU)")
     qs.add_argument("--out", default=None, help="output folder for report.html, run/ and metrics.json (default: workbench-out)")

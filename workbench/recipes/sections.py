@@ -364,7 +364,8 @@ class Recipe:
         """A new recipe with some fields changed: ``with_(train={"lr": 1e-4}, loss={"scale": 10.0})``.
 
         Keys are section names (``model``/``student``, ``teacher``, ``loss``, ``data``, ``eval``,
-        ``train``); ``data`` changes every ``[[data]]`` entry. Values are checked as the file's
+        ``train``); ``data={"limit": 100}`` changes every ``[[data]]`` entry, ``data={"snli-triplets.limit":
+        100}`` only the entry of that name. Values are checked as the file's
         are, and an error names the section and the key.
         """
         where = self.path or self.name
@@ -383,8 +384,17 @@ class Recipe:
         return _checked(lambda: dataclasses.replace(self, **changes), where)
 
     def _changed(self, section: str, values: dict[str, Any]) -> Any:
-        if section == "data":
-            return tuple(d.with_(**values) for d in self.data)
+        if section == "data":  # "limit" changes every entry, "snli-triplets.limit" the one so named
+            every = {k: v for k, v in values.items() if "." not in k}
+            named: dict[str, dict[str, Any]] = {}
+            labels = [d.label for d in self.data]
+            for key, value in values.items():
+                if "." in key:
+                    label, name = key.rsplit(".", 1)
+                    if label not in labels:
+                        raise ValueError(f"no [[data]] entry named {label!r} (entries: {', '.join(labels)})")
+                    named.setdefault(label, {})[name] = value
+            return tuple(d.with_(**{**every, **named.get(d.label, {})}) for d in self.data)
         if section == "loss":
             current = self.loss.to_dict()
             if values.get("name", self.loss.name) != self.loss.name:  # another loss keeps what it also takes
