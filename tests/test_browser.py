@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_sweep import _write_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +51,7 @@ SECOND = 1000  # Playwright counts milliseconds
 SERVER_START_S = 120
 RUN_ALL_S = 240  # model, 300 sentences, a first UMAP layout (numba compiles it) on 2 cores
 TRAIN_S = 150  # the dashboard's 10-step run
+SWEEP_S = 300  # the sweep board's 4 trials of a tiny fresh model, 6 steps each (about 30 s on 2 idle cores)
 
 
 # ----- what the page is asked (JavaScript run in the browser) -----------------------------------
@@ -186,7 +188,14 @@ class Lab:
 
     @property
     def url(self) -> str:
-        return f"{self.base}/lab/tree/{NOTEBOOK.name}?token={self.token}"
+        return self.url_of(NOTEBOOK.name)
+
+    def url_of(self, notebook: str) -> str:
+        """The notebook open in JupyterLab; another than the widgets' opens in a fresh workspace of its own
+        (so that a second tab shows it alone)."""
+        if notebook == NOTEBOOK.name:
+            return f"{self.base}/lab/tree/{notebook}?token={self.token}"
+        return f"{self.base}/lab/workspaces/{Path(notebook).stem}/tree/{notebook}?reset&token={self.token}"
 
     def wait_ready(self, timeout: float = SERVER_START_S) -> None:
         deadline = time.monotonic() + timeout
@@ -264,11 +273,13 @@ class Notebook:
         page.on("console", lambda msg: self.console.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: self.console.append(str(exc)))
 
-    def run_all(self) -> None:
-        """Open the notebook, wait for the kernel, Run > Run All Cells, wait for the last cell."""
+    def run_all(self, notebook: str = NOTEBOOK.name, last: int = STATE,
+                drawn: tuple[int, ...] = (HEATMAP, PROJECTOR, SEARCH, DASHBOARD)) -> None:
+        """Open the notebook, wait for the kernel, Run > Run All Cells, wait for the ``last`` cell
+        and for the figures of the ``drawn`` cells."""
         page = self.page
-        page.goto(self.lab.url, timeout=90 * SECOND)
-        self.cell(STATE).wait_for(timeout=90 * SECOND)
+        page.goto(self.lab.url_of(notebook), timeout=90 * SECOND)
+        self.cell(last).wait_for(timeout=90 * SECOND)
         # The kernel is up when the status bar says so (cells run earlier would wait for it anyway).
         idle = page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\|\s*Idle")).first
         idle.wait_for(timeout=90 * SECOND)
@@ -279,13 +290,13 @@ class Notebook:
             run = page.evaluate(JS_RUN_STATE)
             if run["raised"]:
                 self.fail("a cell raised:\n" + run["raised"][0][-3000:])
-            if len(run["prompts"]) == STATE + 1 and all(re.fullmatch(r"\[\d+\]:", p) for p in run["prompts"]):
+            if len(run["prompts"]) == last + 1 and all(re.fullmatch(r"\[\d+\]:", p) for p in run["prompts"]):
                 break
             if time.monotonic() > deadline:
                 self.fail(f"the cells did not finish within {RUN_ALL_S} s: prompts {run['prompts']}")
             time.sleep(1)
         # The figures are drawn asynchronously, once the widget views exist.
-        for cell in (HEATMAP, PROJECTOR, SEARCH, DASHBOARD):
+        for cell in drawn:
             self.wait(
                 f"i => ({JS_PLOTS})(i).length > 0 && ({JS_PLOTS})(i).every(gd => gd.data && gd._fullLayout)",
                 cell,
@@ -585,3 +596,87 @@ def test_nothing_on_the_page_shows_an_error(nb):
     text = nb.page.locator(".jp-Notebook").inner_text()
     for bad in ("Traceback", "Error displaying widget"):
         assert bad not in text, f"the page shows {bad!r}"
+
+
+# ----- the sweep board: a notebook of its own -----------------------------------------------------
+SWEEP_NOTEBOOK = "sweep.ipynb"
+SWEEP_CELL = """\
+from workbench.recipes import load_recipe
+from workbench.sweep import Param, Sweep
+from workbench.widgets import SweepBoard
+
+# tiny-sweep.toml: a fresh 1-layer model, 6 steps, STS-B dev (40 pairs) every 2 steps
+sweep = Sweep(load_recipe("tiny-sweep.toml"), [Param.grid("train.lr=1e-4,1e-3"), Param.grid("loss.scale=10,20")],
+              out="sweep", evaluate_test=False)
+board = SweepBoard(sweep)
+board"""
+# Each poll, what the board shows: whether the sweep has ended, and the points drawn per dev curve.
+JS_SWEEP_LOOK = f"""i => {{
+  const gd = ({JS_PLOTS})(i)[1];
+  const done = ({JS_CELL})(i).innerText.includes('sweep completed');
+  const drawn = gd ? Array.from(gd.querySelectorAll('.scatterlayer .trace')).map(
+    g => g.querySelectorAll('path.point').length) : [];
+  (window.sweepLooks = window.sweepLooks || []).push({{done, drawn}});
+  return done;
+}}"""
+
+
+def _write_notebook(path: Path, *cells: str) -> None:
+    path.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": c}
+                  for c in cells],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 4,
+    }), encoding="utf-8")
+
+
+def test_sweep_board_draws_trials_live_and_their_parallel_coordinates(lab, page, minilm_path):
+    _write_recipe(lab.root, minilm_path, steps=6)  # tiny-sweep.toml and its pairs, beside the notebook
+    _write_notebook(lab.root / SWEEP_NOTEBOOK, SWEEP_CELL)
+    tab = page.context.new_page()  # a tab of its own: the widgets notebook's tab stays as it is
+    try:
+        nb = Notebook(tab, lab)
+        nb.run_all(SWEEP_NOTEBOOK, last=0, drawn=(0,))
+        cell = nb.cell(0)
+        parcoords = f"i => ({JS_PLOTS})(i)[0]"
+        assert nb.page.evaluate(f"i => ({JS_PLOTS})(i).length", 0) == 2, "a parallel-coordinates plot and the curves"
+        start = cell.get_by_role("button", name="Start")
+        assert start.is_enabled()
+        start.click()
+        nb.wait(JS_SWEEP_LOOK, 0, SWEEP_S, "the sweep to complete", 0)
+        looks = nb.page.evaluate("() => window.sweepLooks")
+        running = [look["drawn"] for look in looks if not look["done"]]
+        grew = any(0 < a[k] < b[k] for i, a in enumerate(running) for b in running[i + 1:]
+                   for k in range(min(len(a), len(b))))
+        assert grew, f"no curve gained points while the sweep ran (points drawn per poll: {running})"
+        # Every trial's dev curve, evaluated at steps 0, 2, 4, 6; the best one drawn thickest.
+        nb.wait(f"""i => {{
+          const gd = ({JS_PLOTS})(i)[1];
+          return Array.from(gd.querySelectorAll('.scatterlayer .trace')).map(
+            g => g.querySelectorAll('path.point').length).join() === '4,4,4,4';
+        }}""", 0, 30, "four curves of four points", 0)
+        curves = nb.page.evaluate(f"""i => ({JS_PLOTS})(i)[1].data.map(
+          t => ({{name: t.name, width: t.line.width}}))""", 0)
+        best = [c for c in curves if c["name"].endswith("(best)")]
+        assert len(best) == 1 and best[0]["width"] == max(c["width"] for c in curves), curves
+        assert all(re.fullmatch(r"lr=1e-[34] scale=(10|20)( \(best\))?", c["name"]) for c in curves), curves
+        # The parallel coordinates: an SVG axis per setting and the objective, a line per trial.
+        nb.wait(f"""i => {{
+          const gd = ({parcoords})(i);
+          return gd.querySelectorAll('.parcoords .y-axis').length === 3
+            && gd.data[0].dimensions.every(d => (d.values || []).length === 4);
+        }}""", 0, 30, "the parallel-coordinates plot to show 4 trials on 3 axes", 0)
+        drawn = nb.page.evaluate(f"""i => {{
+          const gd = ({parcoords})(i);
+          return {{
+            titles: Array.from(gd.querySelectorAll('.parcoords .axis-title')).map(t => t.textContent),
+            canvases: gd.querySelectorAll('canvas').length,
+          }};
+        }}""", 0)
+        assert drawn["titles"] == ["train.lr", "loss.scale", "sts-dev_spearman_cosine"], drawn
+        assert drawn["canvases"] > 0, "no canvas for the parallel-coordinates lines (WebGL)"
+        assert cell.locator("td", has_text="completed").count() == 4
+        nb.no_errors_shown(0)
+        nb.screenshot(0, "sweep_board.png")
+    finally:
+        tab.close()

@@ -20,6 +20,7 @@ from workbench.widgets.heatmap import CompareHeatmaps, SimilarityHeatmap
 from workbench.widgets.projector import CompareProjector, Projector
 from workbench.widgets.search import ParaphraseMiner, SemanticSearch
 from workbench.widgets.speedmap import SpeedQualityMap
+from workbench.widgets.sweepboard import SweepBoard
 
 __all__ = [
     "CompareHeatmaps",
@@ -30,5 +31,6 @@ __all__ = [
     "SemanticSearch",
     "SimilarityHeatmap",
     "SpeedQualityMap",
+    "SweepBoard",
     "TrainingDashboard",
 ]

@@ -5,7 +5,8 @@
 controls for the hyper-parameters that matter, Start/Stop, a progress bar and a comparison with
 earlier runs read back from the run folder. The dashboard never trains anything itself: Start
 runs a recipe through the core (:func:`workbench.recipes.run_recipe`) in a background thread,
-so the notebook stays responsive and Stop works mid-run.
+so the notebook stays responsive and Stop works mid-run. :meth:`TrainingDashboard.sweep_board`
+opens a :class:`~workbench.widgets.SweepBoard` over the same settings, to search some of them.
 
 Example:
     >>> from workbench.widgets import TrainingDashboard
@@ -18,7 +19,7 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
@@ -29,6 +30,9 @@ from workbench.models.modules import POOLING_MODES
 from workbench.training.events import Done, Eval, Event, RunHistory, Started, Step, format_event
 from workbench.training.runs import fresh_run_path, list_runs
 from workbench.widgets._common import View, html_table
+
+if TYPE_CHECKING:
+    from workbench.widgets.sweepboard import SweepBoard
 
 
 def _curves_figure(title: str = "") -> go.FigureWidget:
@@ -317,6 +321,27 @@ class TrainingDashboard(View):
         """Block until the background run ends (for scripts and tests)."""
         if self.thread is not None:
             self.thread.join(timeout)
+
+    def sweep_board(self, grid: dict[str, list], out: str | Path | None = None, **sweep_kwargs: Any) -> SweepBoard:
+        """A :class:`~workbench.widgets.SweepBoard` over what Start would run (:meth:`planned_recipe`),
+        one trial per combination of ``grid``'s values; press its Start to run the trials.
+
+        Args:
+            grid: ``{"section.key": [values]}``, e.g. ``{"train.lr": [1e-5, 1e-4], "loss.scale": [10, 20]}``.
+            out: the sweep's folder; by default ``runs_root/sweeps/<recipe>-<time>``.
+            sweep_kwargs: passed to :class:`~workbench.sweep.Sweep` (``trial_steps=50``, ``objective``...).
+
+        Example:
+            >>> board = dash.sweep_board({"train.lr": [1e-5, 1e-4]}, trial_steps=50)  # doctest: +SKIP
+        """
+        from workbench.sweep import Param, Sweep
+        from workbench.widgets.sweepboard import SweepBoard
+
+        recipe = self.planned_recipe()
+        if out is None:
+            out = self.runs_root / "sweeps" / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        params = [Param(key, values=tuple(values)) for key, values in grid.items()]
+        return SweepBoard(Sweep(recipe, params, out=out, **sweep_kwargs), background=self.background)
 
     def refresh_runs(self) -> None:
         """Overlay the curves of earlier runs and list their settings and scores."""
