@@ -211,7 +211,7 @@ def run_recipe(
         if recipe.model.static:
             student = _static_student(recipe.model, teacher, texts[n_eval:], info)
         else:
-            student = build_from_spec(recipe.model, device=device, teacher=teacher)
+            student = build_from_spec(_seeded(recipe), device=device, teacher=teacher)
         model, trainer = distill(
             teacher, student, texts[n_eval:], recipe.train, eval_sentences=texts[:n_eval] or None, sts_dev=sts_dev,
             run_dir=run_dir, callbacks=callbacks, pca_sentences=recipe.teacher.pca_sentences,
@@ -221,7 +221,7 @@ def run_recipe(
     else:
         from workbench.training import Trainer
 
-        model = build_from_spec(recipe.model, device=device)
+        model = build_from_spec(_seeded(recipe), device=device)
         loss = recipe.loss.build(model)
         evaluator = STSEvaluator.from_dataset(sts_dev, name="sts-dev") if sts_dev is not None else None
         trainer = Trainer(model, loss, recipe.train, datasets, evaluator, run_dir=run_dir, callbacks=callbacks,
@@ -229,6 +229,16 @@ def run_recipe(
         model = trainer.fit(resume=resume, allow_changes=allow_changes)
     metrics = {**trainer.final_metrics, **test_metrics}
     return RecipeResult(str(run_dir / "model"), str(run_dir), metrics, time.perf_counter() - start)
+
+
+def _seeded(recipe: Recipe) -> ModelSpec:
+    """The model section with its new weights seeded: by ``[model] seed``, else by ``[train] seed``, so
+    a run's random start never depends on what ran before it in the process (a sweep's trials start
+    alike; a notebook's second run starts like its first)."""
+    import dataclasses
+
+    spec = recipe.model
+    return spec if spec.seed is not None or spec.load is not None else dataclasses.replace(spec, seed=recipe.train.seed)
 
 
 def _static_student(spec: ModelSpec, teacher: Any, sentences: list[str], info: dict[str, Any]) -> Any:

@@ -70,7 +70,7 @@ class ModelSpec:
     activation: str | None = None  # the Dense layer's activation; None: build_model's default
     normalize: bool | None = None  # None: none for a new model, the teacher's for a copy of it
     max_seq_length: int | None = None
-    seed: int | None = None  # seeds every new random weight
+    seed: int | None = None  # seeds every new random weight; None: the recipe's [train] seed
     # A static student (a distillation's [student] only): the teacher's vocabulary distilled into a table.
     static: bool = False
     pca_dims: int | None = None  # None: keep the teacher's space (what MSE training against it needs)
