@@ -118,6 +118,38 @@ def test_stop_ends_a_background_run_mid_way(recipe, tmp_path):
     assert dash.errors == []
 
 
+def test_start_clicked_twice_starts_one_run_and_shows_no_error(recipe, tmp_path):
+    dash = TrainingDashboard(str(recipe), runs_root=tmp_path / "runs", background=True)
+    dash.steps.value = 4
+    dash.start.click()
+    assert dash.start.disabled  # greyed at once, before the run's first step
+    first = dash.thread
+    dash.start.click()  # a double click: the second does nothing
+    assert dash.thread is first
+    dash.wait(timeout=120)
+    assert dash.errors == [] and not any(o.get("text") for o in dash.log.output.outputs)
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+    assert not dash.start.disabled and dash.stop.disabled  # ready for the next run
+
+
+def test_after_stop_the_status_says_stopping_until_the_run_has_saved(recipe, tmp_path):
+    dash = TrainingDashboard(str(recipe), runs_root=tmp_path / "runs", background=True)
+    dash.steps.value = 5000
+    seen = []
+    dash.start.click()
+    deadline = time.time() + 120
+    while not dash.curves.history.steps and time.time() < deadline:
+        time.sleep(0.05)
+    dash.curves.status.observe(lambda change: seen.append(change["new"]), names="value")
+    dash.stop.click()
+    assert dash.curves.status.value.startswith("stopping…")  # at once, not after the next step
+    dash.wait(timeout=120)
+    assert seen[-1].startswith("done (stopped)")
+    between = seen[:-1]
+    assert between and all(v.startswith("stopping…") for v in between), between  # no ETA after Stop
+    assert dash.errors == []
+
+
 def test_errors_in_a_run_are_shown_not_lost(recipe, tmp_path):
     dash = TrainingDashboard(str(recipe), runs_root=tmp_path / "runs", background=False)
     dash.recipe = dash.recipe.with_(model={"keep_layers": [0, 9]})  # the model has 1 layer: the run must fail clearly

@@ -60,6 +60,7 @@ class LiveCurves(View):
     def __init__(self, metric: str | None = None, name: str = "this run") -> None:
         super().__init__()
         self.metric = metric
+        self._stopping = False
         self.history = RunHistory()
         self.name = name
         self.fig = _curves_figure()
@@ -79,8 +80,21 @@ class LiveCurves(View):
 
     __call__ = on_event
 
+    def stopping(self) -> None:
+        """Say that Stop was pressed: the run ends after its current step, evaluates and saves
+        (this replaces the ETA until the run's Done arrives)."""
+        self._stopping = True
+        self.status.value = f"stopping… the run ends after step {self.history.steps[-1] if self.history.steps else 0}, then evaluates and saves its model"
+
     def _on_event(self, event: Event) -> None:
         self.history.on_event(event)
+        if self._stopping and not isinstance(event, Done):
+            if isinstance(event, Step):
+                with self.fig.batch_update():
+                    self.fig.data[0].x = list(self.history.steps)
+                    self.fig.data[0].y = list(self.history.losses)
+                self.stopping()
+                return
         if isinstance(event, Started):
             self.progress.value = event.start_step / max(event.total_steps, 1)
             self.status.value = format_event(event)
@@ -156,6 +170,8 @@ class TrainingDashboard(View):
         self.thread: threading.Thread | None = None
         self.stop_signal = threading.Event()
         self.result: Any = None
+        self._going = False  # from Start's click until the run has ended
+        self._starting = threading.Lock()
         spec, train, loss = self.recipe.model, self.recipe.train, self.recipe.loss
         wide = {"description_width": "initial"}
         self.lr = widgets.FloatLogSlider(
@@ -279,15 +295,26 @@ class TrainingDashboard(View):
 
     # ----- actions -----------------------------------------------------------------------------
     def start_run(self) -> None:
-        """Start a run with the current settings (in the background unless ``background=False``)."""
-        if self.thread is not None and self.thread.is_alive():
-            raise RuntimeError("a run is already going; press Stop first")
-        recipe = self.planned_recipe()
-        run_dir = fresh_run_path(self.runs_root, f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        self.stop_signal = threading.Event()
-        self.curves = LiveCurves(name=run_dir.name)
-        self._curves_box.children = (self.curves.widget,)
-        self.start.disabled, self.stop.disabled = True, False
+        """Start a run with the current settings (in the background unless ``background=False``).
+
+        Start is disabled first thing, so the browser greys it at once; a click that arrives while
+        a run is starting or going (a double click) does nothing.
+        """
+        with self._starting:
+            if self._going:
+                return
+            self._going = True
+        self.start.disabled = True
+        try:
+            recipe = self.planned_recipe()
+            run_dir = fresh_run_path(self.runs_root, f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.stop_signal = threading.Event()
+            self.curves = LiveCurves(name=run_dir.name)
+            self._curves_box.children = (self.curves.widget,)
+        except BaseException:
+            self._going, self.start.disabled = False, False
+            raise
+        self.stop.disabled = False
         if self.background:
             self.thread = threading.Thread(
                 target=self._run, args=(recipe, run_dir), daemon=True, name="workbench-train"
@@ -306,6 +333,7 @@ class TrainingDashboard(View):
         except Exception as exc:  # noqa: BLE001 - shown under the dashboard, kept in errors
             self.log.report(exc, "training")
         finally:
+            self._going = False
             self.start.disabled, self.stop.disabled = False, True
             try:
                 self.refresh_runs()
@@ -313,9 +341,12 @@ class TrainingDashboard(View):
                 self.log.report(exc, "refresh")
 
     def stop_run(self) -> None:
-        """End the current run after its current step; what it learned is saved."""
+        """End the current run after its current step; what it learned is saved. The status says
+        "stopping…" from the click until the run has saved its model."""
         self.stop_signal.set()
         self.stop.disabled = True
+        if self._going:
+            self.curves.stopping()
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the background run ends (for scripts and tests)."""
