@@ -214,7 +214,7 @@ def test_trial_recipes_apply_settings_turn_test_off_and_cap_steps():
                   out="unused", trial_steps=30)
     first = sweep.trial_recipe(next(sweep.planned()))
     assert first.model.keep_layers == (0, 5)
-    assert [d.limit for d in first.data] == [20000, 500]
+    assert [d.limit for d in first.data] == [62000, 500]
     assert first.eval.sts_test is False and first.train.max_steps == 30
     short = Sweep(_recipe().with_(train={"max_steps": 10}), [Param.grid("train.lr=1e-4")], out="unused", trial_steps=30)
     assert short.trial_recipe({"train.lr": 1e-4}).train.max_steps == 10  # a cap never lengthens a trial

@@ -439,3 +439,26 @@ def test_rng_capture_keeps_the_checkpoint_layout(tmp_path):
     rng.restore(torch.load(tmp_path / "trainer_state.pt", weights_only=True)["rng"])
     again = (random.random(), float(np.random.rand()), torch.rand(3))
     assert first[:2] == again[:2] and torch.equal(first[2], again[2])
+
+
+def test_final_metrics_are_those_of_the_weights_kept(tiny_bert, tmp_path):
+    """keep_best takes the best evaluation's weights back at the end: the reported metrics are that
+    evaluation's, not the last one's (a scripted evaluator peaks at the second of four evaluations)."""
+    model = _tiny(tiny_bert)
+    values = iter([0.5, 0.9, 0.7, 0.6])
+
+    class Peaks:
+        primary_metric = "score"
+
+        def __call__(self, model):
+            return {"score": next(values), "other": 1.0}
+
+    cfg = TrainConfig(lr=1e-3, batch_size=16, max_steps=6, eval_every=2, log_every=2)
+    trainer = Trainer(model, MultipleNegativesRankingLoss(model), cfg, _pairs(), Peaks(), run_dir=tmp_path / "run")
+    trainer.fit()
+    assert trainer.best_step == 2 and trainer.final_metrics["score"] == 0.9
+    no_keep = Trainer(model, MultipleNegativesRankingLoss(model), cfg.replace(keep_best=False), _pairs(),
+                      type("Again", (Peaks,), {})(), run_dir=tmp_path / "run2")
+    values = iter([0.5, 0.9, 0.7, 0.6])
+    no_keep.fit()
+    assert no_keep.final_metrics["score"] == 0.6  # the last weights stay: their evaluation is reported

@@ -63,7 +63,7 @@ class QuickstartConfig:
 
     out: str = "workbench-out"  # the output folder
     model: str = DEFAULT_MODEL  # the model to encode and evaluate with
-    recipe: str = "offline-b-mnrl-minilm"  # the short training run
+    recipe: str = "workshop-mnrl"  # the short training run (B′(i) sized to answer in minutes)
     steps: int = 40  # training steps
     eval_every: int | None = None  # steps between STS-B dev evaluations; None: steps // 4
     batch_size: int = 64
@@ -99,7 +99,7 @@ class QuickstartConfig:
 
         Example:
             >>> from workbench.recipes import load_recipe
-            >>> short = QuickstartConfig(steps=100).apply(load_recipe("offline-b-mnrl-minilm"))
+            >>> short = QuickstartConfig(steps=100).apply(load_recipe("workshop-mnrl"))
             >>> short.train.max_steps, short.train.eval_every, short.eval.sts_test
             (100, 25, True)
         """

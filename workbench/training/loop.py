@@ -110,7 +110,9 @@ class Trainer:
         self.run_info = dict(run_info or {})
         self.card = card
         self.step = 0  # the last step whose update reached the weights
-        self.final_metrics: dict[str, float] = {}  # the last evaluation (plus what the card writer adds)
+        # The evaluation of the final weights: the last one, or the best one's when keep_best takes those back.
+        self.final_metrics: dict[str, float] = {}
+        self._best_metrics: dict[str, float] = {}
         self.best_value: float | None = None
         self.best_step: int | None = None
         self.elapsed_s: float | None = None  # seconds of training up to the final save, once finished
@@ -334,6 +336,13 @@ class Trainer:
         if (self.config.keep_best and self.run_dir is not None and self.best_step is not None
                 and self.best_step != self._last_eval_step):
             self._load_weights(self.run_dir.best_path)
+            if not self._best_metrics and self.run_dir.metrics_path.exists():  # a resumed run: the log has it
+                from workbench.training.events import RunHistory
+
+                best = [e for e in RunHistory.from_jsonl(self.run_dir.metrics_path).evals if e.step == self.best_step]
+                self._best_metrics = dict(best[-1].metrics) if best else {}
+            if self._best_metrics:  # what is reported is what the saved weights scored
+                self.final_metrics = dict(self._best_metrics)
         self.elapsed_s = time.perf_counter() - t0
         try:
             model_path = str(self._save_final()) if self.run_dir is not None and main else None
@@ -375,6 +384,7 @@ class Trainer:
         is_best = value is not None and math.isfinite(value) and (self.best_value is None or value > self.best_value)
         if is_best:
             self.best_value, self.best_step = value, step
+            self._best_metrics = dict(metrics)
             if self.run_dir is not None and self.config.keep_best:
                 self.model.save(self.run_dir.best_path)
         self.final_metrics = dict(metrics)
