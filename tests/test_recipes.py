@@ -170,3 +170,17 @@ def test_a_distill_student_copied_from_the_teacher_honours_pooling(minilm_path):
     assert len(student.transformer.auto_model.encoder.layer) == 2
     same = build_from_spec(ModelSpec(keep_layers=(0, 5)), teacher=teacher)
     assert same.layers[1].modes == teacher.layers[1].modes  # left out: the teacher's pooling
+
+
+def test_a_distillation_card_counts_only_the_sentences_it_trained_on(tmp_path, monkeypatch, data_dir):
+    """The first mse_sentences sentences are held out for the MSE metric: the card's dataset size leaves them out
+    (the workshop's card said 2,280 training samples for 1,280 trained on + 1,000 held out)."""
+    from workbench.recipes import run_recipe
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    recipe = load_recipe("offline-a-distill").with_(
+        student={"keep_layers": [0]}, data={"limit": 120}, eval={"mse_sentences": 40, "sts_dev": False, "sts_test": False},
+        train={"max_steps": 2, "batch_size": 16})
+    result = run_recipe(recipe, run_dir=tmp_path / "run", device="cpu")
+    card = (Path(result.model_path) / "README.md").read_text(encoding="utf-8")
+    assert "* Size: 80 training samples" in card and "dataset_size:80" in card

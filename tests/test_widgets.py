@@ -405,3 +405,15 @@ def test_widgets_with_all_minilm(minilm_path):
     assert np.argsort(-ref[0])[1] == 1  # guitar ~ instrument
     s = SemanticSearch(model, sentences, k=1, query="cutting vegetables")
     assert s.results[0][1] == 2 and w.errors == s.errors == []
+
+
+def test_a_sentence_transformer_loaded_from_a_folder_is_named_by_its_folder(tiny_bert, tmp_path):
+    """#15 point 12: the widgets labelled such a model only "SentenceTransformer"."""
+    from sentence_transformers import SentenceTransformer
+
+    from workbench.widgets._common import encoder_name
+
+    folder = tmp_path / "my-distilled-model"
+    tiny_bert(layers=1).save(folder)
+    assert encoder_name(SentenceTransformer(str(folder), device="cpu")) == "my-distilled-model"
+    assert encoder_name(lambda texts: None) == "<lambda>"

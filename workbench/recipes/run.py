@@ -278,10 +278,14 @@ def recipe_card(recipe: Recipe, datasets: dict[str, Any], model: Any, history: A
         primaries["sts-test"] = "sts-test_spearman_cosine"
     loss_cfg = trainer.loss.config() if hasattr(trainer.loss, "config") else {"name": type(trainer.loss).__name__}
     infos = []
+    # A distillation holds its first mse_sentences sentences out for the MSE metric: they are not training samples.
+    held_out = recipe.eval.mse_sentences if recipe.kind == "distill" else 0
     for name, ds in datasets.items():
-        samples = tuple({c: ds[i][c] for c in ds.column_names} for i in range(min(3, len(ds))))
+        taken = min(held_out, len(ds))
+        held_out -= taken
+        samples = tuple({c: ds[i][c] for c in ds.column_names} for i in range(taken, min(taken + 3, len(ds))))
         location = (ds.info.homepage or "").removeprefix(HUB_URL) or None
-        infos.append(DatasetInfo(name=name, size=len(ds), columns=tuple(ds.column_names), samples=samples,
+        infos.append(DatasetInfo(name=name, size=len(ds) - taken, columns=tuple(ds.column_names), samples=samples,
                                  location=location, loss=loss_cfg["name"]))
     log = []
     losses = dict(zip(history.steps, history.losses, strict=True))

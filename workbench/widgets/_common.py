@@ -150,6 +150,12 @@ def encoder_name(encoder: Any) -> str:
         value = getattr(encoder, attr, None)
         if isinstance(value, (str, os.PathLike)) and str(value):
             return str(value).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    # A SentenceTransformer: where its transformer came from (a folder, or a hub id), not just its class name.
+    first_module = getattr(encoder, "_first_module", None)
+    first = first_module() if callable(first_module) else None
+    where = getattr(getattr(getattr(first, "auto_model", None), "config", None), "_name_or_path", None)
+    if isinstance(where, str) and where.strip("/\\"):
+        return where.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
     return getattr(encoder, "__name__", None) or type(encoder).__name__
 
 
