@@ -365,3 +365,12 @@ def test_format_metrics_table() -> None:
         "dot        0.5000         -",
     ]
     assert format_metrics({}) == ""
+
+
+def test_format_metrics_explains_negative_mse():
+    """#15 point 9: "mse_negative_mse −0.0908" beside a training loss of 0.0011 puzzled attendees."""
+    from workbench.evaluation import format_metrics
+
+    text = format_metrics({"mse_negative_mse": -0.0908, "sts-dev_spearman_cosine": 0.85})
+    assert "mse_negative_mse" in text and "−100 × the mean squared error" in text
+    assert "mean squared" not in format_metrics({"spearman_cosine": 0.8})

@@ -273,6 +273,20 @@ def test_paraphrase_miner_matches_the_core():
     assert len(w.pairs) == 5 and corpus[w.pairs[0][1]] in w.table.value
 
 
+def test_paraphrase_miner_takes_a_repeated_text_once():
+    """#15 point 9: a column with repeated sentences gave the same sentence paired with itself at 1.0."""
+    corpus = ["a man plays a guitar", "a dog runs", "a man plays a guitar", "a man plays the guitar", "a dog runs"]
+    w = ParaphraseMiner(bow, corpus, top=5)
+    assert all(corpus[i] != corpus[j] for _, i, j in w.pairs)
+    distinct = [0, 1, 3]  # first places of the distinct texts
+    expected = [(s, distinct[i], distinct[j]) for s, i, j in paraphrase_pairs(bow([corpus[k] for k in distinct]), top_k=5,
+                                                                               max_pairs=5)]
+    assert w.pairs == expected and len(w.pairs) == 3
+    assert "2 repeated texts counted once" in w.table.value
+    with pytest.raises(ValueError, match="1 distinct text"):
+        ParaphraseMiner(bow, ["same", "same"])
+
+
 # ----- bad input: refused at construction, naming the argument and the item -------------------
 def _build(widget, texts):
     """Construct ``widget`` on ``texts`` (a cheap encoder, no background thread)."""
@@ -417,3 +431,11 @@ def test_a_sentence_transformer_loaded_from_a_folder_is_named_by_its_folder(tiny
     tiny_bert(layers=1).save(folder)
     assert encoder_name(SentenceTransformer(str(folder), device="cpu")) == "my-distilled-model"
     assert encoder_name(lambda texts: None) == "<lambda>"
+
+
+def test_a_distance_heatmap_says_its_scores_are_negated_distances():
+    """#15 point 9: the euclidean heatmap showed −1.46…0 without saying what those numbers are."""
+    fig = similarity_figure(-cdist(np.eye(3), np.eye(3)), ["a", "b", "c"], fn="euclidean")
+    assert "euclidean similarity = −euclidean distance (0: identical)" in fig.layout.title.text
+    assert "distance" not in similarity_figure(np.eye(2), ["a", "b"]).layout.title.text
+

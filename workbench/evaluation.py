@@ -209,6 +209,9 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
         blocks.append(_table(header, body, numeric_from=len(header) - 2))
     if others:
         blocks.append(_table(["metric", "value"], [[k, metric(v)] for k, v in others], numeric_from=1))
+        if any(k.endswith("negative_mse") for k, _ in others):
+            blocks[-1] += ("\n(negative_mse = −100 × the mean squared error to the teacher's embeddings, higher is "
+                           "better: sentence-transformers' convention; the training loss is the plain MSE)")
     return "\n\n".join(blocks)
 
 

@@ -129,7 +129,9 @@ def draw_similarity(
     if z.shape != (len(rows), len(cols)):
         raise ValueError(f"a {len(rows)} x {len(cols)} matrix is needed for these labels, got {z.shape}")
     zmin, zmax, note = color_range(fn, z)
-    title = f"{canonical_fn_name(fn)} similarity" if title is None else title
+    if title is None:  # a distance-based score says what its numbers are: −1.46 is a distance of 1.46
+        name = canonical_fn_name(fn)
+        title = f"{name} similarity" + (f" = −{name} distance (0: identical)" if name in ("euclidean", "manhattan") else "")
     fill_heatmap(fig.data[0], z, rows, cols, fn)
     label_ticks(fig.layout.yaxis, rows, len(rows))
     label_ticks(fig.layout.xaxis, cols, len(cols))

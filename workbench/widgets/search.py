@@ -131,8 +131,9 @@ class ParaphraseMiner(View):
     """The most similar pairs of distinct texts in a corpus, in a table.
 
     Controls: ``top`` (how many pairs) and ``fn``. ``pairs`` holds ``(score, i, j)`` with
-    ``i < j``, best first: exactly the ``top`` best pairs (see
-    :func:`workbench.similarity.paraphrase_pairs`).
+    ``i < j`` (indices into ``corpus``), best first: exactly the ``top`` best pairs of distinct
+    texts (see :func:`workbench.similarity.paraphrase_pairs`); a text repeated in the corpus is
+    taken once, at its first place.
 
     Args:
         encoder: a workbench model, a SentenceTransformer or a function ``texts -> array``.
@@ -155,7 +156,15 @@ class ParaphraseMiner(View):
     def __init__(self, encoder: Any, corpus: Sequence[str], top: int = 20, fn: str = "cosine") -> None:
         super().__init__()
         self.corpus = widget_texts(corpus, "corpus", "ParaphraseMiner", at_least=2)  # a pair needs two
-        self.emb = EmbeddingCache(encoder)(self.corpus)  # (c, dim), encoded once
+        # A text repeated in the corpus is mined once (at its first place): else it pairs with itself at 1.0.
+        first: dict[str, int] = {}
+        for i, text in enumerate(self.corpus):
+            first.setdefault(text, i)
+        self._rows = list(first.values())  # corpus index of each distinct text
+        self.repeated = len(self.corpus) - len(self._rows)
+        if len(self._rows) < 2:
+            raise ValueError(f"ParaphraseMiner: the corpus holds {len(self._rows)} distinct text; a pair needs two")
+        self.emb = EmbeddingCache(encoder)([self.corpus[i] for i in self._rows])  # (distinct texts, dim), encoded once
         self.pairs: list[tuple[float, int, int]] = []
         self.top = widgets.IntSlider(value=max(1, top), min=1, max=max(top, 200), description="pairs")
         self.fn = _fn_dropdown(fn)
@@ -169,11 +178,10 @@ class ParaphraseMiner(View):
         """Mine the pairs for the current controls and show them."""
         top, fn = self.top.value, self.fn.value
         # With max_pairs <= top_k the result is exactly the best pairs overall.
-        self.pairs = (
-            paraphrase_pairs(self.emb, top_k=top, fn=fn, max_pairs=top) if len(self.corpus) > 1 else []
-        )
+        self.pairs = [(s, self._rows[i], self._rows[j]) for s, i, j in paraphrase_pairs(self.emb, top_k=top, fn=fn, max_pairs=top)]
         rows = [(r + 1, self.corpus[i], self.corpus[j], s) for r, (s, i, j) in enumerate(self.pairs)]
+        repeated = f"; {self.repeated} repeated text{'s' if self.repeated != 1 else ''} counted once" if self.repeated else ""
         self.table.value = html_table(
-            ["#", "text", "paraphrase", fn], rows, caption=f"{len(rows)} most similar pairs ({fn})"
+            ["#", "text", "paraphrase", fn], rows, caption=f"{len(rows)} most similar pairs ({fn}){repeated}"
         )
         return self.pairs
