@@ -200,7 +200,9 @@ def test_use_best_returns_the_best_trials_recipe(tmp_path, scripted):
     recipe = board.best_recipe
     assert recipe == board.sweep.best_recipe() == board.use_best()
     assert recipe.train.lr == 1e-4 and recipe.loss.params["scale"] == 20
-    assert recipe.train.max_steps is None and recipe.eval.sts_test is True  # the full recipe, not a trial's
+    full = board.sweep.recipe.train.max_steps  # the recipe's own length (150 steps), not the trial cap of 6
+    assert full is not None and full > 6
+    assert recipe.train.max_steps == full and recipe.eval.sts_test is True  # the full recipe, not a trial's
     summary = board.best_box.value
     assert "trial 4" in summary and "run_recipe(board.best_recipe)" in summary
     assert "workbench train" in summary and "--set train.lr=0.0001 --set loss.scale=20" in summary
