@@ -96,6 +96,8 @@ def test_outputs_are_stripped(path):
             assert cell.get("execution_count") is None, f"{path.name} cell {i} has an execution count"
     assert "widgets" not in nb.get("metadata", {}), f"{path.name}: saved widget state in the metadata"
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    ids = [cell.get("id") for cell in nb["cells"]]  # nbformat 4.5: every cell has a unique id (a warning now, an error later)
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: cells {[i for i, c in enumerate(ids) if not c]} have no id"
 
 
 def test_every_workshop_exercise_has_a_folded_solution():
