@@ -254,3 +254,40 @@ def test_controls_that_cannot_apply_are_disabled_with_a_reason(recipe, tmp_path)
     dash.pooling.value = "max"
     assert dash.planned_recipe().model.pooling == "max"
     assert dash.planned_recipe().model.keep_layers == (0, 3, 5) and dash.planned_recipe().train.max_steps is None
+
+
+def test_the_estimate_includes_the_evaluations_still_due_and_the_rate_is_smoothed(monkeypatch):
+    """#15 point 4: the ETA said "~0s left", then came ~40 s of final evaluation and save; the rate jumped 12/16/9."""
+    import workbench.widgets.dashboard as dashboard
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(dashboard.time, "monotonic", lambda: clock["t"])
+    curves = LiveCurves()
+
+    def at(t, event):
+        clock["t"] = t
+        curves.on_event(event)
+
+    def step(n, elapsed, rate=100.0):
+        return Step(step=n, epoch=n / 40, loss=1.0, lr=1e-5, examples_per_s=rate, elapsed_s=elapsed, total_steps=40)
+
+    def evaluation(n):
+        return Eval(step=n, epoch=n / 40, metrics={"sts-dev_spearman_cosine": 0.8}, primary="sts-dev_spearman_cosine",
+                    value=0.8)
+
+    at(0, Started(total_steps=40, examples=640, batch_size=16))
+    at(10, evaluation(0))  # the evaluation at the start took 10 s
+    at(15, step(10, 15.0))  # 0.5 s a step; the evaluations' spacing is not known yet: the final one is due
+    assert "~25s left (with 1 evaluation)" in curves.status.value  # 30 steps x 0.5 s + 10 s
+    at(20, step(20, 20.0, rate=160.0))
+    at(30, evaluation(20))  # every 20 steps, 10 s each
+    at(35, step(30, 35.0, rate=90.0))
+    assert "~15s left (with 1 evaluation)" in curves.status.value  # 10 steps x 0.5 s + the evaluation at step 40
+    assert "~0.0s left" not in curves.status.value
+    at(40, step(40, 40.0))
+    assert "~10s left (with 1 evaluation)" in curves.status.value  # the last step: the final evaluation is still due
+    rates = [100.0, 160.0, 90.0, 100.0]
+    smoothed = rates[0]
+    for r in rates[1:]:
+        smoothed = 0.7 * smoothed + 0.3 * r
+    assert f"{smoothed:,.0f} examples/s" in curves.status.value

@@ -61,6 +61,12 @@ class LiveCurves(View):
         super().__init__()
         self.metric = metric
         self._stopping = False
+        # For the estimate of what is left: when each event arrived, how long the evaluations took
+        # (from Started or the last Step to the Eval), and a smoothed rate.
+        self._arrived: float | None = None
+        self._eval_s: list[float] = []
+        self._start_step = 0
+        self._rate: float | None = None
         self.history = RunHistory()
         self.name = name
         self.fig = _curves_figure()
@@ -86,7 +92,38 @@ class LiveCurves(View):
         self._stopping = True
         self.status.value = f"stopping… the run ends after step {self.history.steps[-1] if self.history.steps else 0}, then evaluates and saves its model"
 
+    def seconds_left(self, event: Step) -> tuple[float, int]:
+        """(seconds, evaluations) still to come after ``event``: the training steps at the rate seen
+        so far (evaluation time taken out), plus each evaluation still due (every ``eval_every`` as
+        the evaluations so far show it, and the final one) at the duration the last ones took."""
+        spent_evaluating = sum(self._eval_s)
+        done = max(event.step - self._start_step, 1)
+        per_step = max(event.elapsed_s - spent_evaluating, 0.0) / done
+        train_left = (event.total_steps - event.step) * per_step
+        steps = sorted({e.step for e in self.history.evals})
+        gaps = [b - a for a, b in zip(steps, steps[1:], strict=False) if b > a]
+        every = min(gaps) if gaps else (steps[-1] if steps and steps[-1] > 0 else None)
+        total = event.total_steps
+        seen = set(steps)
+        if every:  # a Step comes before the evaluation at its own step: that one is still due
+            due_at = set(range(-(-event.step // every) * every, total + 1, every)) | {total}
+        else:
+            due_at = {total}  # the evaluation at the end
+        due = len(due_at - seen) if seen else 0  # no evaluation seen: a run without an evaluator (or not yet known)
+        recent = self._eval_s[-3:]
+        return train_left + due * (sum(recent) / len(recent) if recent else 0.0), due
+
     def _on_event(self, event: Event) -> None:
+        import time
+
+        now = time.monotonic()
+        if isinstance(event, Started):
+            self._start_step = event.start_step
+        elif isinstance(event, Eval) and self._arrived is not None:
+            self._eval_s.append(max(now - self._arrived, 0.0))
+        elif isinstance(event, Step):
+            self._rate = event.examples_per_s if self._rate is None else 0.7 * self._rate + 0.3 * event.examples_per_s
+        self._arrived = now
         self.history.on_event(event)
         if self._stopping and not isinstance(event, Done):
             if isinstance(event, Step):
@@ -103,10 +140,11 @@ class LiveCurves(View):
                 self.fig.data[0].x = list(self.history.steps)
                 self.fig.data[0].y = list(self.history.losses)
             self.progress.value = event.step / max(event.total_steps, 1)
-            left = (event.total_steps - event.step) * event.elapsed_s / max(event.step, 1)
+            left, evaluations = self.seconds_left(event)
+            including = f" (with {evaluations} evaluation{'s' if evaluations != 1 else ''})" if evaluations else ""
             self.status.value = (
                 f"step {event.step}/{event.total_steps} · loss {event.loss:.4f} · "
-                f"{event.examples_per_s:,.0f} examples/s · ~{duration(left)} left"
+                f"{self._rate or event.examples_per_s:,.0f} examples/s · ~{duration(left)} left{including}"
             )
         elif isinstance(event, Eval):
             key = self.metric if self.metric in event.metrics else event.primary
