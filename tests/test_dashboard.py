@@ -94,7 +94,7 @@ def test_start_runs_with_the_controls_settings(recipe, tmp_path):
     assert config["loss"]["params"]["scale"] == 10.0
     # the comparison view reloads the run from disk: its curves and a row of settings and scores
     names = [t.name for t in dash.compare_fig.data]
-    assert names == [f"{runs[0].name}: loss", f"{runs[0].name}: sts-dev_spearman_cosine"]
+    assert names == ["scale 10 · lr 0.002 · steps 12: loss", "scale 10 · lr 0.002 · steps 12"]  # what changed
     assert list(dash.compare_fig.data[0].x) == list(range(1, 13))
     assert runs[0].name in dash.table.value and "completed" in dash.table.value
     assert not dash.start.disabled and dash.stop.disabled
@@ -291,3 +291,63 @@ def test_the_estimate_includes_the_evaluations_still_due_and_the_rate_is_smoothe
     for r in rates[1:]:
         smoothed = 0.7 * smoothed + 0.3 * r
     assert f"{smoothed:,.0f} examples/s" in curves.status.value
+
+
+def _fake_run(root: Path, name: str, recipe: dict, losses: list[float], sts: list[tuple[int, float]],
+              done: tuple[int, str] | None) -> Path:
+    """A run folder as the trainer leaves it (config.json with the recipe, metrics.jsonl of events)."""
+    from workbench.training.runs import RunDir
+
+    run = RunDir(root / name)
+    run.start({"recipe": recipe, "train": recipe["train"], "loss": {"params": {"scale": recipe["loss"]["scale"]}}})
+    total = recipe["train"]["max_steps"]
+    run.log(Started(total_steps=total, examples=total * 16, batch_size=16))
+    for step, value in sts[:1]:
+        run.log(Eval(step=step, epoch=0.0, metrics={"sts-dev_spearman_cosine": value}, primary="sts-dev_spearman_cosine",
+                     value=value, is_best=True))
+    for i, loss in enumerate(losses):
+        run.log(Step(step=2 * (i + 1), epoch=0.1, loss=loss, lr=1e-3, examples_per_s=50.0, elapsed_s=1.0,
+                     total_steps=total))
+    for step, value in sts[1:]:
+        run.log(Eval(step=step, epoch=0.1, metrics={"sts-dev_spearman_cosine": value}, primary="sts-dev_spearman_cosine",
+                     value=value, is_best=False))
+    if done is not None:
+        run.log(Done(step=done[0], reason=done[1], elapsed_s=2.0))
+    return run.path
+
+
+def test_run_comparison_shows_this_sessions_runs_named_by_what_changed(recipe, tmp_path):
+    import os
+
+    from workbench.recipes import load_recipe
+    from workbench.widgets.dashboard import SESSION_STARTED
+
+    runs = tmp_path / "runs"
+    planned = load_recipe(str(recipe)).with_(train={"max_steps": 30})
+    dash = TrainingDashboard(planned, runs_root=runs, background=False)
+    base = planned.to_dict()
+    scale5 = {**base, "loss": {**base["loss"], "scale": 5.0}}
+    old = _fake_run(runs, "a-yesterday", scale5, [3.0, 2.5], [(0, 0.5)], (4, "completed"))
+    t = SESSION_STARTED - 86400
+    os.utime(old / "config.json", (t, t))  # yesterday's rehearsal
+    _fake_run(runs, "b-distill", {**base, "name": "some-distill"}, [0.1], [(0, 0.6)], (2, "completed"))
+    _fake_run(runs, "c-scale5", scale5, [3.0, 2.9, 2.8, 2.7, 2.6, 2.5], [(0, 0.5), (12, 0.55)], (13, "stopped"))
+    _fake_run(runs, "d-default", base, [2.0], [(0, 0.5)], (5, "stopped"))  # one loss point
+    _fake_run(runs, "e-scale5-again", scale5, [3.1, 2.4], [(0, 0.5)], None)  # unfinished: reached step 4
+    dash.refresh_runs()
+    fig = dash.compare_fig
+    assert [t.name for t in fig.data[1::2]] == ["scale 5", "the recipe's settings", "scale 5 (2)"]  # this session, this recipe
+    assert "a-yesterday" not in dash.table.value and "b-distill" not in dash.table.value
+    for loss, metric in zip(fig.data[0::2], fig.data[1::2], strict=True):
+        assert loss.line.color == metric.line.color == loss.marker.color and loss.legendgroup == metric.legendgroup
+        assert loss.showlegend is False and "markers" in loss.mode  # a short run's points are drawn
+    assert len({t.line.color for t in fig.data}) == 3
+    assert list(fig.data[2].x) == [2]  # the run with one loss point
+    rows = dash.table.value.split("<tr>")[2:]
+    assert [r.rsplit("<td style='padding:2px 8px'>", 1)[1].split("<")[0] for r in rows] == ["13", "5", "4"]
+    assert "3 runs of tiny-dash in this session" in dash.table.value
+    dash.compare.value = "recipe"  # yesterday's run too
+    assert [t.name for t in fig.data[1::2]] == ["scale 5", "scale 5 (2)", "the recipe's settings", "scale 5 (3)"]
+    dash.compare.value = "all"
+    assert len(fig.data) == 10 and "b-distill" in dash.table.value
+    assert dash.errors == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 import zlib
 
@@ -118,6 +119,39 @@ def test_compare_heatmaps_difference_is_a_minus_b():
     w.fn.value = "euclidean"
     assert w.fig.data[0].zmin == w.fig.data[1].zmin == pytest.approx(min(w.a.min(), w.b.min()))
     np.testing.assert_allclose(w.fig.data[2].z, w.a - w.b, atol=1e-6)
+
+
+def test_compare_heatmaps_difference_scale_is_fixed_so_closer_looks_paler():
+    far = CompareHeatmaps(bow, lambda texts: bow(texts, dim=3), SENTENCES)
+    near = CompareHeatmaps(bow, lambda texts: bow(texts) + 0.01, SENTENCES)
+    assert np.abs(far.diff).max() > 5 * np.abs(near.diff).max() > 0  # the two really differ
+    for w in (far, near):  # one scale for both: it does not follow the data
+        assert (w.fig.data[2].zmin, w.fig.data[2].zmax) == (-0.25, 0.25)
+        largest = float(np.abs(w.diff).max())
+        assert f"difference colours fixed at ±0.25; largest difference here {largest:.2f}" in w.fig.layout.title.text
+    assert ("beyond the scale" in far.fig.layout.title.text) == (np.abs(far.diff).max() > 0.25)
+    assert "beyond the scale" not in near.fig.layout.title.text
+    far.fn.value = "euclidean"  # no natural bound: 1/8 of the A/B colour range
+    span = far.fig.data[0].zmax - far.fig.data[0].zmin
+    assert far.fig.data[2].zmax == pytest.approx(span / 8) and far.fig.data[2].zmin == pytest.approx(-span / 8)
+    assert "= −distance (0: identical)" in far.fig.layout.title.text
+    fixed = CompareHeatmaps(bow, bow, SENTENCES, diff_range=0.1)
+    assert (fixed.fig.data[2].zmin, fixed.fig.data[2].zmax) == (-0.1, 0.1)
+    for bad in (0, -1.0, float("nan"), "0.2", True):
+        with pytest.raises(ValueError, match=r"^CompareHeatmaps: diff_range must be a positive number"):
+            CompareHeatmaps(bow, bow, SENTENCES, diff_range=bad)
+
+
+def test_compare_heatmaps_numbers_the_axes_and_lists_the_sentences():
+    w = CompareHeatmaps(bow, bow, SENTENCES, labels=("teacher", "a student with a very long name indeed, cut"))
+    n = len(SENTENCES)
+    for axis in ("xaxis", "yaxis", "xaxis2", "yaxis2", "xaxis3", "yaxis3"):
+        assert list(w.fig.layout[axis].ticktext) == [str(k + 1) for k in range(n)]
+    assert w.key.value.count("<li>") == n and all(html.escape(t) in w.key.value for t in SENTENCES)
+    titles = [a.text for a in w.fig.layout.annotations]
+    assert titles[0] == "teacher" and len(titles[1]) <= 34 and titles[1].endswith("…") and titles[2] == "A − B"
+    w.text.value = "one\ntwo"
+    assert w.key.value.count("<li>") == 2 and list(w.fig.layout.yaxis.ticktext) == ["1", "2"]
 
 
 def test_a_failing_callback_is_shown_and_kept():

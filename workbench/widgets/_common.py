@@ -316,8 +316,12 @@ class View:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
+class Html(str):
+    """A table cell that is HTML already (a coloured mark): :func:`html_table` does not escape it."""
+
+
 def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
-    """A small HTML table; cells are escaped, floats shown with 4 decimals.
+    """A small HTML table; cells are escaped (but :class:`Html` ones), floats shown with 4 decimals.
 
     Example:
         >>> table = html_table(["text", "score"], [["a < b", 0.5]])
@@ -326,6 +330,8 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: st
     """
 
     def cell(value: Any) -> str:
+        if isinstance(value, Html):
+            return str(value)
         if isinstance(value, (float, np.floating)):
             return metric(float(value))
         return html.escape(str(value))

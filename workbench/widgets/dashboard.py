@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import math
 import threading
 import time
@@ -29,10 +30,13 @@ from workbench.formatting import duration, number
 from workbench.models.modules import POOLING_MODES
 from workbench.training.events import Done, Eval, Event, RunHistory, Started, Step, format_event
 from workbench.training.runs import fresh_run_path, list_runs
-from workbench.widgets._common import View, html_table
+from workbench.widgets._common import Html, View, html_table
 
 if TYPE_CHECKING:
     from workbench.widgets.sweepboard import SweepBoard
+
+# Runs started after this (when the widgets were imported: a notebook's first cells) are "this session's".
+SESSION_STARTED = time.time()
 
 
 def _curves_figure(title: str = "") -> go.FigureWidget:
@@ -179,6 +183,8 @@ class TrainingDashboard(View):
     Attributes:
         lr, batch_size, warmup, steps, scale, pooling, layers: the controls (set ``.value``).
         start, stop, refresh: the buttons (call ``.click()``).
+        compare: which earlier runs the comparison shows (``"session"``: this session's runs of the
+            recipe; ``"recipe"``: all its runs in ``runs_root``; ``"all"``: every run there).
         recipe: the recipe the controls start from; :meth:`planned_recipe` is what Start runs.
         curves: the :class:`LiveCurves` of the current run; ``compare_fig``: earlier runs.
 
@@ -258,6 +264,12 @@ class TrainingDashboard(View):
         self.start = widgets.Button(description="Start", button_style="success", icon="play")
         self.stop = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.refresh = widgets.Button(description="Refresh runs", icon="refresh")
+        self.compare = widgets.Dropdown(
+            options=[("this session's runs of the recipe", "session"), ("every run of the recipe", "recipe"),
+                     (f"every run in {self.runs_root}", "all")],
+            value="session", description="compare", style=wide, layout=widgets.Layout(width="auto"),
+        )
+        self.compare.observe(self.log.guard(lambda _c: self.refresh_runs(), "compare"), names="value")
         self.start.on_click(self.log.guard(lambda _b: self.start_run(), "Start"))
         self.stop.on_click(self.log.guard(lambda _b: self.stop_run(), "Stop"))
         self.refresh.on_click(self.log.guard(lambda _b: self.refresh_runs(), "Refresh"))
@@ -270,7 +282,7 @@ class TrainingDashboard(View):
                 widgets.HBox([self.lr, self.batch_size, self.warmup]),
                 widgets.HBox([self.steps, self.steps_note, self.scale]),
                 widgets.HBox([self.pooling, self.layers]),
-                widgets.HBox([self.start, self.stop, self.refresh]),
+                widgets.HBox([self.start, self.stop, self.refresh, self.compare]),
             ]
         )
         # The curves sit in their own box: a new run swaps only that box's child, so the views of
@@ -347,7 +359,7 @@ class TrainingDashboard(View):
             recipe = self.planned_recipe()
             run_dir = fresh_run_path(self.runs_root, f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
             self.stop_signal = threading.Event()
-            self.curves = LiveCurves(name=run_dir.name)
+            self.curves = LiveCurves(name=changes_label(recipe.to_dict(), self.recipe.to_dict()))
             self._curves_box.children = (self.curves.widget,)
         except BaseException:
             self._going, self.start.disabled = False, False
@@ -412,48 +424,160 @@ class TrainingDashboard(View):
         params = [Param(key, values=tuple(values)) for key, values in grid.items()]
         return SweepBoard(Sweep(recipe, params, out=out, **sweep_kwargs), background=self.background)
 
-    def refresh_runs(self) -> None:
-        """Overlay the curves of earlier runs and list their settings and scores."""
+    def compared_runs(self) -> list[Any]:
+        """The runs the comparison shows (oldest first), as :attr:`compare` says: ``"session"``, the
+        runs of this recipe started since this Python process imported the workbench (a notebook's
+        session, the runs of earlier cells included); ``"recipe"``, every run of this recipe in
+        ``runs_root``; ``"all"``, every run there (a distillation run too)."""
         runs = list_runs(self.runs_root)
+        which = self.compare.value
+        if which != "all":
+            runs = [r for r in runs if r.config.get("recipe", {}).get("name") == self.recipe.name]
+        if which == "session":
+            runs = [r for r in runs if _started_at(r) >= SESSION_STARTED]
+        return runs
+
+    def refresh_runs(self) -> None:
+        """Overlay the curves of earlier runs (as :attr:`compare` chooses them) and list their
+        settings and scores. Each run is named by what it changed from the dashboard's recipe
+        ("scale 5"), keeps one colour in both panels, and shows its points even when it logged
+        only one; "last step" is where the run ended."""
+        runs = self.compared_runs()
+        base = self.recipe.to_dict()
+        labels = unique_labels([changes_label(r.config.get("recipe", {}), base) for r in runs])
         rows = []
         with self.compare_fig.batch_update():
             self.compare_fig.data = ()
-            for run in runs:
+            for k, (run, label) in enumerate(zip(runs, labels, strict=True)):
                 h = run.history
-                add_curves(self.compare_fig, h, run.name, loss_mode="lines")
+                few = len(h.steps) <= 40
+                add_curves(self.compare_fig, h, label, loss_mode="lines+markers" if few else "lines")
+                color = RUN_COLORS[k % len(RUN_COLORS)]
+                loss, metric = self.compare_fig.data[-2:]
+                for trace in (loss, metric):
+                    trace.update(line_color=color, marker=dict(color=color, size=5), legendgroup=run.name,
+                                 hovertemplate=f"{html.escape(label)} ({html.escape(run.name)})<br>"
+                                               "step %{x}: %{y:.4f}<extra></extra>")
+                loss.showlegend = False  # one legend entry per run: its colour in both panels
+                metric.name = label
                 steps, values = h.metric(h.primary) if h.primary else ([], [])
                 train = run.config.get("train", {})
-                loss = run.config.get("loss", {}).get("params", {})
+                params = run.config.get("loss", {}).get("params", {})
                 best = h.best()
-                rows.append(
-                    [
-                        run.name,
-                        run.status,
-                        _fmt(train.get("lr")),
-                        train.get("batch_size", ""),
-                        h.total_steps or train.get("max_steps", ""),
-                        _fmt(loss.get("scale")),
-                        values[0] if values else "",
-                        best.value if best and best.value is not None else "",
-                        h.steps[-1] if h.steps else 0,
-                    ]
-                )
-        header = [
-            "run",
-            "status",
-            "lr",
-            "batch",
-            "steps",
-            "scale",
-            "STS dev start",
-            "STS dev best",
-            "last step",
-        ]
+                rows.append([
+                    Html(f'<span style="color:{color}">■</span> {html.escape(label)}'),
+                    run.name,
+                    run.status,
+                    _fmt(train.get("lr")),
+                    train.get("batch_size", ""),
+                    h.total_steps or train.get("max_steps", ""),
+                    _fmt(params.get("scale")),
+                    values[0] if values else "",
+                    best.value if best and best.value is not None else "",
+                    last_step(h),
+                ])
+            self.compare_fig.layout.legend = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top",
+                                                  title_text="runs")
+            self.compare_fig.layout.title = self._compare_title(len(runs))
+        header = ["run", "folder", "status", "lr", "batch", "steps", "scale", "STS dev start", "STS dev best", "last step"]
         self.table.value = (
-            html_table(header, rows, caption=f"{len(runs)} runs in {self.runs_root}")
+            html_table(header, rows, caption=self._compare_title(len(runs)))
             if runs
-            else f"<i>no runs in {self.runs_root} yet</i>"
+            else f"<i>no {self._compare_words()} in {html.escape(str(self.runs_root))} yet</i>"
         )
+
+    def _compare_words(self) -> str:
+        return {"session": f"runs of {self.recipe.name} in this session",
+                "recipe": f"runs of {self.recipe.name}", "all": "runs"}[self.compare.value]
+
+    def _compare_title(self, n: int) -> str:
+        return f"{n} {self._compare_words()}".replace(f"{n} runs", f"{n} run" if n == 1 else f"{n} runs", 1)
+
+
+# One colour per run, the same in both panels (plotly's default qualitative colours).
+RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+              "#bcbd22", "#17becf")
+# How a changed recipe field is named in a run's label.
+_FIELD_NAMES = {"train.lr": "lr", "train.batch_size": "batch", "train.max_steps": "steps", "train.epochs": "epochs",
+                "train.warmup_ratio": "warmup", "train.seed": "seed", "loss.scale": "scale", "loss.name": "loss",
+                "model.pooling": "pooling", "model.keep_layers": "layers", "model.max_seq_length": "max_seq_length"}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"train.lr": 1e-4, "data.snli-triplets.limit": 2000, ...}`` of a recipe's dict (``data``
+    entries by their name, lists such as ``keep_layers`` kept whole)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    if prefix == "data." and isinstance(value, list):
+        out = {}
+        for i, entry in enumerate(value):
+            name = entry.get("name", str(i)) if isinstance(entry, dict) else str(i)
+            out.update(_flatten(entry, f"data.{name}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def changes_label(recipe: dict[str, Any], base: dict[str, Any]) -> str:
+    """What a run's recipe (its config.json ``recipe``) changed from ``base``, for a legend.
+
+    Example:
+        >>> base = {"name": "r", "train": {"lr": 1e-4, "seed": 0}, "loss": {"name": "MNRL", "scale": 20.0}}
+        >>> changes_label({**base, "loss": {"name": "MNRL", "scale": 5.0}}, base)
+        'scale 5'
+        >>> changes_label({**base, "train": {"lr": 2e-4, "seed": 1}}, base), changes_label(base, base)
+        ('lr 0.0002 · seed 1', "the recipe's settings")
+        >>> changes_label({**base, "name": "offline-a-distill"}, base)
+        'offline-a-distill'
+    """
+    if recipe.get("name") != base.get("name"):  # another recipe: its name says more than a list of changes
+        return str(recipe.get("name") or "a run without a recipe")
+    mine, theirs = _flatten(recipe), _flatten(base)
+    parts = []
+    for key in dict.fromkeys([*mine, *theirs]):
+        if key in ("name", "description") or mine.get(key, _MISSING) == theirs.get(key, _MISSING):
+            continue
+        value = mine.get(key, _MISSING)
+        shown = "unset" if value is _MISSING or value is None else (
+            ",".join(str(v) for v in value) if isinstance(value, list) else _fmt(value) if isinstance(value, float)
+            else str(value))
+        parts.append(f"{_FIELD_NAMES.get(key, key)} {shown}")
+    return " · ".join(parts) or "the recipe's settings"
+
+
+_MISSING = object()
+
+
+def unique_labels(labels: list[str]) -> list[str]:
+    """The labels, a repeated one numbered from its second use on ("scale 5", "scale 5 (2)").
+
+    Example:
+        >>> unique_labels(["scale 5", "scale 20", "scale 5"])
+        ['scale 5', 'scale 20', 'scale 5 (2)']
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return out
+
+
+def _started_at(run: Any) -> float:
+    """When a run began: its config.json is written first thing."""
+    try:
+        return (run.path / "config.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def last_step(history: RunHistory) -> int:
+    """The step a run ended at (or has reached): its Done's, else its last step or evaluation."""
+    if history.done is not None:
+        return history.done.step
+    return max([*history.steps, *(e.step for e in history.evals), 0])
 
 
 def _fmt(value: Any) -> str:

@@ -25,6 +25,7 @@ from workbench.figures import (
     draw_similarity,
     fill_heatmap,
     label_ticks,
+    short_label,
     similarity_figure,
 )
 from workbench.similarity import SIMILARITY_FUNCTIONS, canonical_fn_name, similarity_matrix
@@ -172,11 +173,21 @@ class SimilarityHeatmap(View):
         self.z = z
 
 
+# The difference panel's colour scale: ±this share of the similarity scale's span (±0.25 for cosine).
+# It does not follow the difference itself, so a student that got closer to its teacher looks paler.
+DIFF_SHARE = 0.125
+
+
 class CompareHeatmaps(View):
     """Two encoders' similarity matrices on the same sentences, and their difference.
 
     Panels: model A, model B (the same fixed colour scale, one colour bar), and A − B on a
-    diverging scale centred at 0 (symmetric range from the data, said in the title).
+    diverging scale centred at 0 whose range is **fixed**, not taken from the difference: ±0.25
+    for cosine (±1/8 of the similarity scale's span for the other functions, or ``diff_range``),
+    so that two of these widgets (a student before and after distillation) can be compared by
+    eye: the paler difference is the closer model. A larger difference is drawn in the darkest
+    colour and the title says how large the largest one is. The axes are numbered; the numbered
+    sentences are listed above the figure (and each cell's hover has both texts).
     Controls: ``text``, ``fn``.
 
     Args:
@@ -185,10 +196,12 @@ class CompareHeatmaps(View):
         sentences: the sentences (a few examples when ``None``).
         labels: the two panel names (an empty one: the encoder's name).
         fn: similarity function name.
+        diff_range: the difference colour scale, ±``diff_range``; ``None``: as above.
 
     Raises:
         TypeError: ``sentences`` holds a non-string or is unordered; ``labels`` is not two strings.
-        ValueError: ``sentences`` is empty or all blank, or a sentence has a line break.
+        ValueError: ``sentences`` is empty or all blank, a sentence has a line break, or
+            ``diff_range`` is not a positive number.
 
     Example:
         >>> import numpy as np
@@ -197,6 +210,8 @@ class CompareHeatmaps(View):
         >>> w = CompareHeatmaps(a, b, ["x", "yy", "zzz"])
         >>> np.allclose(w.fig.data[2].z, w.fig.data[0].z - w.fig.data[1].z)
         True
+        >>> w.fig.data[2].zmin, w.fig.data[2].zmax
+        (-0.25, 0.25)
     """
 
     def __init__(
@@ -206,35 +221,49 @@ class CompareHeatmaps(View):
         sentences: Sequence[str] | None = None,
         labels: tuple[str, str] = ("teacher", "student"),
         fn: str = "cosine",
+        diff_range: float | None = None,
     ) -> None:
         super().__init__()
         name_a, name_b = two_names(labels, "labels", "CompareHeatmaps")
         self.labels = (name_a or encoder_name(encoder_a), name_b or encoder_name(encoder_b))
+        if diff_range is not None and (
+            isinstance(diff_range, bool) or not isinstance(diff_range, (int, float)) or not 0 < diff_range < np.inf
+        ):
+            raise ValueError(f"CompareHeatmaps: diff_range must be a positive number, got {diff_range!r}")
+        self.diff_range = None if diff_range is None else float(diff_range)
         rows = _sentences(sentences, "sentences", "CompareHeatmaps") if sentences is not None else EXAMPLE_SENTENCES
         self._caches = (EmbeddingCache(encoder_a), EmbeddingCache(encoder_b))
         self.text = _textarea(rows, "one sentence per line")
         self.fn = widgets.Dropdown(
             options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn"
         )
-        la, lb = (html.escape(x) for x in self.labels)
-        fig = make_subplots(rows=1, cols=3, subplot_titles=(la, lb, f"{la} − {lb}"), horizontal_spacing=0.04)
+        la, lb = (short_label(x, _PANEL_CHARS) for x in self.labels)
+        fig = make_subplots(rows=1, cols=3, subplot_titles=(la, lb, f"{la} − {lb}" if len(la + lb) <= _PANEL_CHARS
+                                                               else "A − B"), horizontal_spacing=0.05)
         for col in (1, 2, 3):
-            fig.add_trace(go.Heatmap(z=[[0.0]], showscale=col != 2), row=1, col=col)
+            fig.add_trace(go.Heatmap(z=[[0.0]], showscale=col != 2, textfont=dict(size=15)), row=1, col=col)
         fig.update_yaxes(autorange="reversed")
-        fig.update_yaxes(showticklabels=False, col=2)
-        fig.update_yaxes(showticklabels=False, col=3)
-        fig.update_layout(margin=dict(l=10, r=10, t=70, b=80))
+        fig.update_annotations(font_size=16)  # the panel titles
+        fig.update_layout(margin=dict(l=30, r=10, t=110, b=90), font_size=14, autosize=True)
         self.fig = FigureWidget(fig)
+        self.fig.layout.title = dict(y=0.97, yref="container", yanchor="top", font_size=15)
+        self.key = widgets.HTML()  # the numbered sentences of the axes
         self.a = self.b = self.diff = np.zeros((0, 0))
         for control in (self.text, self.fn):
             control.observe(self.log.guard(self._on_change, "update"), names=["value"])
-        self.widget = widgets.VBox([self.fn, self.text, self.fig, self.log.output])
+        self.widget = widgets.VBox(
+            [self.fn, self.text, self.key, self.fig, self.log.output], layout=widgets.Layout(width="100%")
+        )
         self.log.guard(self.update, "update")()
 
     @property
     def sentences(self) -> list[str]:
         """The non-empty lines of the text box."""
         return _lines(self.text.value)
+
+    def difference_range(self, zmin: float, zmax: float) -> float:
+        """The difference panel's colour range ±r for a similarity colour range [zmin, zmax]."""
+        return self.diff_range if self.diff_range is not None else DIFF_SHARE * (zmax - zmin)
 
     def _on_change(self, change: dict[str, Any]) -> None:
         self.update()
@@ -249,33 +278,43 @@ class CompareHeatmaps(View):
             a = b = np.zeros((0, 0), dtype=np.float32)
         diff = a - b
         zmin, zmax, note = color_range(fn, a, b)
-        bound = float(np.abs(diff).max()) if diff.size else 0.0
-        bound = bound or 1e-6
+        bound = self.difference_range(zmin, zmax)
+        largest = float(np.abs(diff).max()) if diff.size else 0.0
+        clipped = " (darkest cells: beyond the scale)" if largest > bound else ""
         title = (
             f"{fn} similarity"
+            + (" = −distance (0: identical)" if fn in ("euclidean", "manhattan") else "")
             + (f" · {note}" if note else "")
-            + f" · difference range ±{bound:.3g} from the data"
+            + f"<br>difference colours fixed at ±{bound:.3g}; largest difference here {largest:.2f}{clipped}"
         ) if rows else _EMPTY_TITLE
-        bar = dict(orientation="h", y=-0.12, yanchor="top", len=0.6, thickness=12)
+        bar = dict(orientation="h", y=-0.1, yanchor="top", len=0.6, thickness=12)
         with self.fig.batch_update():
             for trace, z in zip(self.fig.data, (a, b, diff), strict=True):
                 fill_heatmap(trace, z, rows, rows, fn)
-            self.fig.data[
-                2
-            ].hovertemplate = f"%{{text}}<br>{self.labels[0]} − {self.labels[1]}: %{{z:.4f}}<extra></extra>"
-            for i, axis in enumerate(("xaxis", "xaxis2", "xaxis3")):
-                label_ticks(self.fig.layout[axis], None, len(rows))
-                label_ticks(
-                    self.fig.layout["yaxis" if i == 0 else f"yaxis{i + 1}"],
-                    rows if i == 0 else None,
-                    len(rows),
-                )
+            la, lb = (html.escape(x) for x in self.labels)
+            self.fig.data[2].hovertemplate = f"%{{text}}<br>{la} − {lb}: %{{z:.4f}}<extra></extra>"
+            for i in range(3):
+                numbers = [str(k + 1) for k in range(len(rows))]
+                for axis in ("xaxis", "yaxis"):
+                    name = axis if i == 0 else f"{axis}{i + 1}"
+                    label_ticks(self.fig.layout[name], numbers, len(rows))
             # A and B share one fixed scale (one colour bar); the difference is symmetric around 0.
             for trace in self.fig.data[:2]:
-                trace.update(zmin=zmin, zmax=zmax, colorscale=colorscale(fn), colorbar={**bar, "x": 0.33})
+                trace.update(zmin=zmin, zmax=zmax, colorscale=colorscale(fn), colorbar={**bar, "x": 0.34})
             self.fig.data[2].update(
                 zmin=-bound, zmax=bound, colorscale="RdBu_r", colorbar={**bar, "x": 0.84, "len": 0.3}
             )
-            self.fig.layout.title = dict(text=html.escape(title))
-            self.fig.layout.height = max(360, 160 + 30 * len(rows))
+            self.fig.layout.title.text = title  # no user text in it: the fn name and numbers
+            self.fig.layout.height = max(440, 200 + 40 * len(rows))
+        self.key.value = _numbered(rows)
         self.a, self.b, self.diff = a, b, diff
+
+
+_PANEL_CHARS = 34  # a panel title longer than this would run into its neighbour's
+
+
+def _numbered(rows: Sequence[str]) -> str:
+    """The sentences of the axes, numbered as the ticks are, in two columns when there are many."""
+    items = "".join(f"<li>{html.escape(t)}</li>" for t in rows)
+    columns = "columns: 2;" if len(rows) > 6 else ""
+    return f'<ol style="margin: 4px 0 0 0; font-size: 15px; line-height: 1.35; {columns}">{items}</ol>'
