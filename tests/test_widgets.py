@@ -473,3 +473,38 @@ def test_a_distance_heatmap_says_its_scores_are_negated_distances():
     assert "euclidean similarity = −euclidean distance (0: identical)" in fig.layout.title.text
     assert "distance" not in similarity_figure(np.eye(2), ["a", "b"]).layout.title.text
 
+
+
+class _TorchBow(__import__("torch").nn.Module):
+    """A torch 'model' over the bag of words: its output follows its weight, and it counts what it encodes."""
+
+    def __init__(self) -> None:
+        import torch
+
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.texts_encoded = 0
+
+    def encode(self, texts):
+        self.texts_encoded += len(texts)
+        return bow(texts) * float(self.scale.detach()) + np.arange(bow(texts).shape[1]) * float(self.scale.detach() - 1)
+
+
+def test_widgets_given_the_same_model_share_its_embeddings_until_its_weights_change():
+    import torch
+
+    model = _TorchBow()
+    texts = [f"{w} number {i}" for i, w in enumerate(["cat", "dog", "car", "tree", "bird", "phone"] * 5)]
+    Projector(model, texts, method="pca", background=False)
+    assert model.texts_encoded == len(texts)
+    search = SemanticSearch(model, texts, k=3, query="a small cat")
+    assert model.texts_encoded == len(texts) + 1  # the corpus came from the projector's encoding; only the query is new
+    np.testing.assert_allclose(search.corpus_emb, bow(texts), atol=1e-6)
+    with torch.no_grad():  # trained further: the old vectors are not what the model gives now
+        model.scale.mul_(2.0)
+    again = SemanticSearch(model, texts, k=3, query="a small cat")
+    assert model.texts_encoded == 2 * len(texts) + 2
+    np.testing.assert_allclose(again.corpus_emb, model.encode(texts), atol=1e-6)
+    other = _TorchBow()  # another model object: its own vectors
+    SemanticSearch(other, texts, k=3, query="a small cat")
+    assert other.texts_encoded == len(texts) + 1

@@ -21,6 +21,7 @@ import numbers
 import os
 import threading
 import traceback
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,8 +33,62 @@ from workbench.encoding import as_encode_fn, as_text_list, check_ordered
 from workbench.formatting import metric
 
 
+class _Store:
+    """Embeddings by text under one encoder, shared by every cache of that encoder object."""
+
+    def __init__(self) -> None:
+        self.vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
+        self.dim: int | None = None
+        self.stamp: Any = None
+
+
+# One store per encoder object (weakly held: a model that is deleted takes its vectors with it), so
+# that a Projector and a SemanticSearch given the same model and texts encode them once.
+_STORES: weakref.WeakKeyDictionary[Any, _Store] = weakref.WeakKeyDictionary()
+_STORES_LOCK = threading.Lock()
+
+
+def _store_of(encoder: Any) -> _Store:
+    """The shared store of ``encoder``, or a private one when the object cannot be weakly keyed."""
+    try:
+        with _STORES_LOCK:
+            store = _STORES.get(encoder)
+            if store is None:
+                store = _STORES[encoder] = _Store()
+            return store
+    except TypeError:  # not hashable or not weak-referenceable
+        return _Store()
+
+
+def weights_stamp(encoder: Any) -> Any:
+    """What changes when a torch model's weights do (each parameter's in-place version counter,
+    which every optimizer step and ``load_state_dict`` bumps); ``None`` for other encoders.
+
+    Example:
+        >>> import torch
+        >>> layer = torch.nn.Linear(2, 2)
+        >>> before = weights_stamp(layer)
+        >>> with torch.no_grad():
+        ...     _ = layer.weight.add_(1.0)
+        >>> weights_stamp(layer) != before, weights_stamp(lambda texts: texts)
+        (True, None)
+    """
+    parameters = getattr(encoder, "parameters", None)
+    if not callable(parameters):
+        return None
+    try:
+        return tuple(getattr(p, "_version", 0) for p in parameters())
+    except Exception:  # noqa: BLE001 - something with a parameters() that is not a torch module
+        return None
+
+
 class EmbeddingCache:
     """Embeddings of texts under one encoder, each distinct text encoded once.
+
+    Caches of the same encoder object share their vectors (a projector and a search over the same
+    texts encode them once); a torch model whose weights change (trained further, weights loaded)
+    has its vectors dropped and re-encoded on the next call, so nothing stale is shown.
 
     Args:
         encoder: a workbench model, a SentenceTransformer or a function ``texts -> array``.
@@ -41,40 +96,54 @@ class EmbeddingCache:
             every keystroke typed into a text box does not stay in memory forever.
 
     Attributes:
-        encoded: how many texts have been sent to the encoder so far (for tests).
+        encoded: how many texts this cache has sent to the encoder so far (for tests).
 
     Example:
-        >>> cache = EmbeddingCache(lambda texts: [[float(len(t))] for t in texts])
+        >>> encode = lambda texts: [[float(len(t))] for t in texts]
+        >>> cache = EmbeddingCache(encode)
         >>> cache(["a", "bb"]).tolist(), cache(["bb", "ccc"]).tolist(), cache.encoded
         ([[1.0], [2.0]], [[2.0], [3.0]], 3)
+        >>> other = EmbeddingCache(encode)  # the same encoder: the vectors are there already
+        >>> other(["a", "ccc"]).tolist(), other.encoded
+        ([[1.0], [3.0]], 0)
     """
 
     def __init__(self, encoder: Any, max_size: int = 100_000) -> None:
         self.encode_fn = as_encode_fn(encoder)
+        self.encoder = encoder
         self.max_size = max_size
         self.encoded = 0
-        self.dim: int | None = None
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._store = _store_of(encoder)
+
+    @property
+    def dim(self) -> int | None:
+        """The embeddings' width, once something was encoded."""
+        return self._store.dim
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts``, shape ``(len(texts), dim)``, float32."""
         texts = list(texts)
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        store = self._store
+        with store.lock:
+            stamp = weights_stamp(self.encoder)
+            if stamp != store.stamp:  # new weights: what was encoded before is not what they give
+                store.vectors.clear()
+                store.stamp = stamp
+            vectors_of = store.vectors
+            missing = list(dict.fromkeys(t for t in texts if t not in vectors_of))
             if missing:
                 vectors = self.encode_fn(missing)  # (len(missing), dim)
                 self.encoded += len(missing)
-                self.dim = vectors.shape[1]
+                store.dim = vectors.shape[1]
                 for text, vec in zip(missing, vectors, strict=True):
-                    self._vectors[text] = vec
+                    vectors_of[text] = vec
             if not texts:
-                return np.zeros((0, self.dim or 0), dtype=np.float32)
-            out = np.stack([self._vectors[t] for t in texts])
+                return np.zeros((0, store.dim or 0), dtype=np.float32)
+            out = np.stack([vectors_of[t] for t in texts])
             for t in texts:
-                self._vectors.move_to_end(t)
-            while len(self._vectors) > max(self.max_size, len(texts)):
-                self._vectors.popitem(last=False)
+                vectors_of.move_to_end(t)
+            while len(vectors_of) > max(self.max_size, len(texts)):
+                vectors_of.popitem(last=False)
             return out
 
 
