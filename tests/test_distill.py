@@ -281,3 +281,38 @@ def test_distillation_into_a_narrower_student_uses_pca(teacher, sentences, tmp_p
     assert info["data"] == {"train_sentences": len(train), "eval_sentences": len(held), "sts_dev_pairs": 0}
     with pytest.raises(ValueError, match="wider"):
         distill(teacher, make_student(teacher, keep_layers=[0], dense=512), train, cfg)
+
+
+def test_the_teacher_encoding_is_reported_before_the_first_step(teacher, sentences, tmp_path, monkeypatch):
+    import workbench.distill as distill_module
+    from workbench.training.events import Preparing, Started, format_event
+    from workbench.widgets import LiveCurves
+
+    monkeypatch.setattr(distill_module, "TEACHER_CHUNK", 64)
+    train, held = sentences
+    cfg = TrainConfig(lr=1e-4, batch_size=16, max_steps=2, eval_every=0, log_every=1, seed=0)
+    events, curves = [], LiveCurves()
+    seen = []  # what the live curves said at each teacher event
+    def watch(event):
+        events.append(event)
+        curves.on_event(event)
+        if isinstance(event, Preparing):
+            seen.append((curves.status.value, curves.progress.value))
+    distill(teacher, make_student(teacher, keep_layers=[5]), train, cfg, eval_sentences=held,
+            cache_dir=tmp_path / "cache", callbacks=[watch])
+    first = next(i for i, e in enumerate(events) if isinstance(e, Started))
+    before = events[:first]
+    assert before and all(isinstance(e, Preparing) for e in before) and not any(
+        isinstance(e, Preparing) for e in events[first:])
+    chunks = lambda n: [0, *range(64, n, 64), n]  # noqa: E731
+    training = [e for e in before if "training sentences" in e.what]
+    assert [e.done for e in training] == chunks(len(train)) and {e.total for e in training} == {len(train)}
+    assert [e.done for e in before if "held-out" in e.what] == chunks(len(held))
+    assert seen[0][0].startswith("the teacher encodes the training sentences: 0/") and seen[0][1] == 0.0
+    assert seen[len(training) - 1][1] == 1.0
+    assert format_event(training[1]).startswith(f"the teacher encodes the training sentences: 64/{len(train)} sentences (")
+    assert "left)" in format_event(training[1])
+    events.clear()  # the same sentences again: read from the cache, nothing to report
+    distill(teacher, make_student(teacher, keep_layers=[5]), train, cfg, eval_sentences=held,
+            cache_dir=tmp_path / "cache", callbacks=[events.append])
+    assert not any(isinstance(e, Preparing) for e in events)

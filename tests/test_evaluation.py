@@ -374,3 +374,30 @@ def test_format_metrics_explains_negative_mse():
     text = format_metrics({"mse_negative_mse": -0.0908, "sts-dev_spearman_cosine": 0.85})
     assert "mse_negative_mse" in text and "−100 × the mean squared error" in text
     assert "mean squared" not in format_metrics({"spearman_cosine": 0.8})
+
+
+def test_a_long_evaluation_shows_a_progress_bar_but_not_inside_training(capsys):
+    from workbench.encoding import PROGRESS_ABOVE, progress_bars
+
+    pairs = PROGRESS_ABOVE // 2 + 100  # both sides distinct: more texts than the threshold
+    s1 = [f"first sentence {i}" for i in range(pairs)]
+    s2 = [f"second sentence {i}" for i in range(pairs)]
+    scores = [float(i % 5) for i in range(pairs)]
+    calls: list[int] = []
+
+    def encode(texts):
+        calls.append(len(texts))
+        return np.array([[len(t), t.count("1") + 1.0, t.count("2") + 1.0] for t in texts])
+
+    evaluator = STSEvaluator(s1, s2, scores, name="sts-x")
+    shown = evaluator(encode)
+    assert calls == [512] * (2 * pairs // 512) + [2 * pairs % 512]  # in chunks, for the bar
+    assert "sts-x: encoding" in capsys.readouterr().err
+    calls.clear()
+    with progress_bars(False):  # what the trainer's evaluations run under
+        quiet = evaluator(encode)
+    assert calls == [2 * pairs] and "sts-x: encoding" not in capsys.readouterr().err
+    assert quiet == shown  # the same numbers either way
+    calls.clear()
+    STSEvaluator(s1[:10], s2[:10], scores[:10])(encode)
+    assert calls == [20] and capsys.readouterr().err == ""  # a short one: no bar

@@ -96,6 +96,7 @@ def teacher_embeddings(
     batch_size: int = 64,
     progress: bool | None = None,
     chunk_size: int = 4096,
+    on_progress: Callable[[int, int, float], None] | None = None,
 ) -> np.ndarray:
     """The teacher's embeddings of ``sentences``, computed once and then read from disk.
 
@@ -113,6 +114,8 @@ def teacher_embeddings(
         batch_size: texts per forward pass.
         progress: show a progress bar; by default when there is more than one chunk.
         chunk_size: texts encoded (and written, and resumable) at a time.
+        on_progress: called with ``(done, total, elapsed_s)`` texts when the encoding starts and
+            as each chunk is written (never when the embeddings come from the cache).
 
     Returns:
         A float32 array of shape ``(len(sentences), teacher.dim)``.
@@ -141,7 +144,12 @@ def teacher_embeddings(
     # encode_corpus streams chunk by chunk into a memory-mapped {key}.encoded.npy.partial and
     # records each finished chunk with a digest of its texts: bounded memory, and an interrupted
     # computation resumes at its first unfinished chunk (with several GPUs, one process per GPU).
-    result = encode_corpus(model, texts, encoded, chunk_size=chunk_size, batch_size=batch_size, progress=progress)
+    callbacks = []
+    if on_progress is not None:
+        on_progress(0, n, 0.0)
+        callbacks.append(lambda chunk: on_progress(chunk.done, chunk.total, chunk.elapsed_s))
+    result = encode_corpus(model, texts, encoded, chunk_size=chunk_size, batch_size=batch_size, progress=progress,
+                           callbacks=callbacks)
     embeddings = result.array(mmap=False)  # (n, dim), read once: checksummed and returned
     record = {"shape": [n, dim], "dtype": "float32", "sha256": array_digest(embeddings), "teacher": model.source, "texts": n}
     atomic_write_text(meta, json.dumps(record, indent=2) + "\n")  # meta first: a lone .npy is never trusted
@@ -386,6 +394,25 @@ class CombinedEvaluator:
         return f"CombinedEvaluator({', '.join(map(repr, self.evaluators))}, primary={self.primary_metric!r})"
 
 
+# Texts the teacher encodes between two progress events (and per resumable cache chunk).
+TEACHER_CHUNK = 1024
+
+
+def _preparing(callbacks: Sequence[Callable[[Event], None]], what: str) -> Callable[[int, int, float], None] | None:
+    """An ``on_progress`` for :func:`teacher_embeddings` that sends ``callbacks`` a
+    :class:`~workbench.training.events.Preparing` event each time (``None`` without callbacks)."""
+    if not callbacks:
+        return None
+    from workbench.training.events import Preparing
+
+    def on_progress(done: int, total: int, elapsed_s: float) -> None:
+        event = Preparing(what=what, done=done, total=total, elapsed_s=elapsed_s)
+        for cb in callbacks:
+            cb(event)
+
+    return on_progress
+
+
 def distill(
     teacher: EmbeddingModel | str | os.PathLike[str],
     student: EmbeddingModel,
@@ -447,8 +474,11 @@ def distill(
     # caches) the teacher embeddings while the others wait, then they read the finished cache.
     # (cpu= must agree with the Accelerator the Trainer makes.)
     with PartialState(cpu=student.device.type == "cpu").main_process_first():
-        labels = teacher_embeddings(model, texts, cache_dir, batch_size)  # (n, teacher_dim)
-        held_labels = teacher_embeddings(model, held, cache_dir, batch_size) if held else None  # (m, teacher_dim)
+        labels = teacher_embeddings(model, texts, cache_dir, batch_size, chunk_size=TEACHER_CHUNK,
+                                    on_progress=_preparing(callbacks, "the teacher encodes the training sentences"))
+        held_labels = teacher_embeddings(model, held, cache_dir, batch_size, chunk_size=TEACHER_CHUNK,
+                                         on_progress=_preparing(callbacks, "the teacher encodes the held-out sentences"),
+                                         ) if held else None  # (m, teacher_dim)
     pca_info = None
     if student.dim < model.dim:
         k = min(pca_sentences, len(texts))

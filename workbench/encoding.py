@@ -9,8 +9,10 @@ callable.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence, ValuesView
+from collections.abc import Callable, Iterator, Mapping, Sequence, ValuesView
 from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +21,57 @@ if TYPE_CHECKING:
     import torch
 
 EncodeFn = Callable[[Sequence[str]], np.ndarray]
+
+# From this many texts an encoding through encode_with_progress shows a progress bar: fewer take
+# a few seconds at most on a laptop CPU (the workshop map's 900 sentences take 5-10 s there).
+PROGRESS_ABOVE = 500
+_PROGRESS: ContextVar[bool | None] = ContextVar("workbench_progress", default=None)
+
+
+@contextmanager
+def progress_bars(show: bool | None) -> Iterator[None]:
+    """Within the block (and this thread), :func:`encode_with_progress` shows its bar (``True``),
+    never does (``False``: the trainer's evaluations, which the live curves report), or decides by
+    size (``None``)."""
+    token = _PROGRESS.set(show)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def encode_with_progress(
+    encode_fn: EncodeFn, texts: Sequence[str], desc: str = "encode", progress: bool | None = None, chunk: int = 512,
+) -> np.ndarray:
+    """``encode_fn(texts)``, in chunks of ``chunk`` texts under a tqdm bar when it takes a while.
+
+    Args:
+        encode_fn: a function from :func:`as_encode_fn`.
+        texts: the texts.
+        desc: the bar's label.
+        progress: show the bar; ``None``: as :func:`progress_bars` says, else from
+            :data:`PROGRESS_ABOVE` texts on.
+        chunk: texts per call of ``encode_fn`` while the bar is shown.
+
+    Example:
+        >>> fn = as_encode_fn(lambda texts: [[float(len(t))] for t in texts])
+        >>> encode_with_progress(fn, ["a", "bb", "ccc"], progress=True, chunk=2).tolist()
+        [[1.0], [2.0], [3.0]]
+    """
+    texts = list(texts)
+    show = progress if progress is not None else _PROGRESS.get()
+    if show is None:
+        show = len(texts) >= PROGRESS_ABOVE
+    if not show or not texts:
+        return encode_fn(texts)
+    from tqdm.auto import tqdm
+
+    parts = []
+    with tqdm(total=len(texts), desc=desc, unit="text", leave=False) as bar:
+        for start in range(0, len(texts), chunk):
+            parts.append(encode_fn(texts[start:start + chunk]))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts)
 
 
 def as_encode_fn(encoder: Any, **encode_kwargs: Any) -> EncodeFn:

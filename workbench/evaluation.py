@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from workbench.encoding import as_encode_fn
+from workbench.encoding import as_encode_fn, encode_with_progress
 from workbench.formatting import metric
 from workbench.similarity import canonical_fn_name, pairwise_similarity
 
@@ -308,7 +308,8 @@ class STSEvaluator:
         Returns:
             ``{f"{name}_pearson_cosine": ..., ..., f"{name}_spearman_max": ...}``.
         """
-        emb = as_encode_fn(encoder, batch_size=self.batch_size)(self._texts)  # (n_unique, dim)
+        encode = as_encode_fn(encoder, batch_size=self.batch_size)
+        emb = encode_with_progress(encode, self._texts, desc=f"{self.name}: encoding")  # (n_unique, dim)
         metrics = sts_metrics(emb[self._idx1], emb[self._idx2], self.scores, self.fns)
         return {_prefixed(self.name, k): v for k, v in metrics.items()}
 

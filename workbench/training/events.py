@@ -94,8 +94,21 @@ class Changed:
     changes: Mapping[str, Any] = field(default_factory=dict)
 
 
-Event = Started | Step | Eval | Checkpoint | Done | Changed
-EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Started, Step, Eval, Checkpoint, Done, Changed)}
+@dataclass(frozen=True)
+class Preparing:
+    """Work before the first step that takes a while (a teacher encoding the training sentences):
+    ``done`` of ``total`` ``unit`` after ``elapsed_s`` seconds. Shown live; not a part of the run's
+    curves (``metrics.jsonl`` does not record it)."""
+
+    what: str
+    done: int
+    total: int
+    elapsed_s: float = 0.0
+    unit: str = "sentences"
+
+
+Event = Started | Step | Eval | Checkpoint | Done | Changed | Preparing
+EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Started, Step, Eval, Checkpoint, Done, Changed, Preparing)}
 
 
 def to_json(event: Event) -> str:
@@ -203,6 +216,11 @@ def format_event(event: Event) -> str:
     if isinstance(event, Changed):
         changed = ", ".join(f"{k} {before!r} -> {after!r}" for k, (before, after) in event.changes.items())
         return f"settings changed from step {event.step + 1} on: {changed}"
+    if isinstance(event, Preparing):
+        left = ""
+        if 0 < event.done < event.total and event.elapsed_s > 0:
+            left = f", ~{duration(event.elapsed_s * (event.total - event.done) / event.done)} left"
+        return f"{event.what}: {event.done:,}/{event.total:,} {event.unit} ({duration(event.elapsed_s)}{left})"
     if isinstance(event, Done):
         best = f"; best {metric(event.best_value)} at step {event.best_step}" if event.best_value is not None else ""
         saved = f"; model saved to {event.model_path}" if event.model_path else ""

@@ -29,7 +29,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from workbench.encoding import as_encode_fn, as_text_list, check_ordered
+from workbench.encoding import as_encode_fn, as_text_list, check_ordered, encode_with_progress
 from workbench.formatting import metric
 
 
@@ -132,7 +132,7 @@ class EmbeddingCache:
             vectors_of = store.vectors
             missing = list(dict.fromkeys(t for t in texts if t not in vectors_of))
             if missing:
-                vectors = self.encode_fn(missing)  # (len(missing), dim)
+                vectors = encode_with_progress(self.encode_fn, missing, desc="encoding")  # (len(missing), dim)
                 self.encoded += len(missing)
                 store.dim = vectors.shape[1]
                 for text, vec in zip(missing, vectors, strict=True):

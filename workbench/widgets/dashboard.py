@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from workbench.figures import add_curves, curves_figure
 from workbench.formatting import duration, number
 from workbench.models.modules import POOLING_MODES
-from workbench.training.events import Done, Eval, Event, RunHistory, Started, Step, format_event
+from workbench.training.events import Done, Eval, Event, Preparing, RunHistory, Started, Step, format_event
 from workbench.training.runs import fresh_run_path, list_runs
 from workbench.widgets._common import Html, View, html_table
 
@@ -136,7 +136,10 @@ class LiveCurves(View):
                     self.fig.data[0].y = list(self.history.losses)
                 self.stopping()
                 return
-        if isinstance(event, Started):
+        if isinstance(event, Preparing):  # before the first step: the teacher encoding, say
+            self.progress.value = event.done / max(event.total, 1)
+            self.status.value = format_event(event)
+        elif isinstance(event, Started):
             self.progress.value = event.start_step / max(event.total_steps, 1)
             self.status.value = format_event(event)
         elif isinstance(event, Step):
