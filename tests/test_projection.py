@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import warnings
 
@@ -136,3 +138,23 @@ def test_warm_up_runs_once_and_in_background():
     thread.join(timeout=120)
     assert not thread.is_alive() and projection._warmed_up
     assert warm_up_umap() is None  # a no-op now
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority") or sys.platform == "win32", reason="per-thread nice: Linux/macOS")
+def test_the_background_warm_up_yields_the_cpu_and_leaves_the_callers_priority(monkeypatch):
+    import numba
+
+    seen = {}
+
+    def record():
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        seen["numba_threads"] = numba.get_num_threads()
+
+    monkeypatch.setattr(projection, "_warmed_up", False)
+    monkeypatch.setattr(projection, "_warm_up", record)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = warm_up_umap(background=True)
+    thread.join(timeout=60)
+    assert seen == {"nice": 19, "numba_threads": 1}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only the warm-up thread yields
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # and only its numba threads are one

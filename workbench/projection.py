@@ -24,6 +24,7 @@ umap-learn is imported lazily (it takes seconds, and compiles with numba on firs
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import warnings
 from typing import Any
@@ -251,6 +252,11 @@ def warm_up_umap(background: bool = False) -> threading.Thread | None:
     moves that cost off the first real view. It runs once per process; later calls return at
     once.
 
+    In the background it yields to the notebook: the thread runs at the lowest CPU priority
+    (``nice`` 19, Linux and macOS) with one numba thread, so the cells run meanwhile stay quick on
+    a 2-core laptop. numba's worker threads are started from the calling thread first, so they
+    keep the normal priority for the real layouts later.
+
     Args:
         background: run in a daemon thread and return at once (the kernel stays free).
 
@@ -264,11 +270,42 @@ def warm_up_umap(background: bool = False) -> threading.Thread | None:
         True
     """
     if background:
-        thread = threading.Thread(target=warm_up_umap, name="warm_up_umap", daemon=True)
+        if not _warmed_up:
+            _start_numba_workers()
+        thread = threading.Thread(target=_warm_up_yielding, name="warm_up_umap", daemon=True)
         thread.start()
         return thread
     _warm_up()
     return None
+
+
+def _start_numba_workers() -> None:
+    """Start numba's thread pool from this thread (threads inherit their creator's priority)."""
+    try:
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()
+    except Exception:  # noqa: BLE001 - a numba without this private hook: the warm-up still runs
+        pass
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's CPU priority (Linux/macOS ``nice`` is per thread) and its numba threads to one."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # Windows, or not allowed
+        pass
+    try:
+        import numba
+
+        numba.set_num_threads(1)  # thread-local in numba: the notebook's own layouts keep every core
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _warm_up_yielding() -> None:
+    _yield_cpu()
+    _warm_up()
 
 
 def _warm_up() -> None:
