@@ -70,10 +70,23 @@ def test_live_curves_gain_points_as_events_arrive():
     assert list(curves.fig.data[0].y) == [2.5, 2.0, 1.5]
     assert list(curves.fig.data[1].x) == [30] and list(curves.fig.data[1].y) == [0.71]
     assert curves.progress.value == pytest.approx(0.3)
-    assert "examples/s" in curves.status.value and "left" in curves.status.value
+    assert "examples/s" in curves.status_text and "left" in curves.status_text
     curves.on_event(Done(step=30, reason="stopped", elapsed_s=3.0))
-    assert "stopped" in curves.status.value
+    assert "stopped" in curves.status_text
     assert curves.errors == []
+
+
+def test_the_end_of_a_run_is_read_in_full_under_a_full_width_bar():
+    curves = LiveCurves()
+    path = "runs/offline-a-distill-20261201-101010/" + "deep/" * 12 + "model"
+    curves.on_event(Started(total_steps=10, examples=100, batch_size=10))
+    curves.on_event(Done(step=10, reason="completed", elapsed_s=30.0, model_path=path))
+    assert curves.status_text.endswith(f"model saved to {path}")  # the whole path, nothing cut
+    assert "white-space: normal" in curves.status.value  # it wraps in the browser instead of being cut off
+    assert curves.progress.layout.width == curves.status.layout.width == "100%"
+    assert curves.status in curves.widget.children and curves.progress in curves.widget.children  # own rows
+    curves.say("a <b>tag</b> & more")
+    assert curves.status_text == "a <b>tag</b> & more" and "<b>" not in curves.status.value
 
 
 def test_start_runs_with_the_controls_settings(recipe, tmp_path):
@@ -140,9 +153,9 @@ def test_after_stop_the_status_says_stopping_until_the_run_has_saved(recipe, tmp
     deadline = time.time() + 120
     while not dash.curves.history.steps and time.time() < deadline:
         time.sleep(0.05)
-    dash.curves.status.observe(lambda change: seen.append(change["new"]), names="value")
+    dash.curves.status.observe(lambda change: seen.append(dash.curves.status_text), names="value")
     dash.stop.click()
-    assert dash.curves.status.value.startswith("stopping…")  # at once, not after the next step
+    assert dash.curves.status_text.startswith("stopping…")  # at once, not after the next step
     dash.wait(timeout=120)
     assert seen[-1].startswith("done (stopped)")
     between = seen[:-1]
@@ -278,19 +291,19 @@ def test_the_estimate_includes_the_evaluations_still_due_and_the_rate_is_smoothe
     at(0, Started(total_steps=40, examples=640, batch_size=16))
     at(10, evaluation(0))  # the evaluation at the start took 10 s
     at(15, step(10, 15.0))  # 0.5 s a step; the evaluations' spacing is not known yet: the final one is due
-    assert "~25s left (with 1 evaluation)" in curves.status.value  # 30 steps x 0.5 s + 10 s
+    assert "~25s left (with 1 evaluation)" in curves.status_text  # 30 steps x 0.5 s + 10 s
     at(20, step(20, 20.0, rate=160.0))
     at(30, evaluation(20))  # every 20 steps, 10 s each
     at(35, step(30, 35.0, rate=90.0))
-    assert "~15s left (with 1 evaluation)" in curves.status.value  # 10 steps x 0.5 s + the evaluation at step 40
-    assert "~0.0s left" not in curves.status.value
+    assert "~15s left (with 1 evaluation)" in curves.status_text  # 10 steps x 0.5 s + the evaluation at step 40
+    assert "~0.0s left" not in curves.status_text
     at(40, step(40, 40.0))
-    assert "~10s left (with 1 evaluation)" in curves.status.value  # the last step: the final evaluation is still due
+    assert "~10s left (with 1 evaluation)" in curves.status_text  # the last step: the final evaluation is still due
     rates = [100.0, 160.0, 90.0, 100.0]
     smoothed = rates[0]
     for r in rates[1:]:
         smoothed = 0.7 * smoothed + 0.3 * r
-    assert f"{smoothed:,.0f} examples/s" in curves.status.value
+    assert f"{smoothed:,.0f} examples/s" in curves.status_text
 
 
 def _fake_run(root: Path, name: str, recipe: dict, losses: list[float], sts: list[tuple[int, float]],

@@ -297,7 +297,7 @@ def test_the_teacher_encoding_is_reported_before_the_first_step(teacher, sentenc
         events.append(event)
         curves.on_event(event)
         if isinstance(event, Preparing):
-            seen.append((curves.status.value, curves.progress.value))
+            seen.append((curves.status_text, curves.progress.value))
     distill(teacher, make_student(teacher, keep_layers=[5]), train, cfg, eval_sentences=held,
             cache_dir=tmp_path / "cache", callbacks=[watch])
     first = next(i for i, e in enumerate(events) if isinstance(e, Started))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import threading
 import time
 from pathlib import Path
@@ -75,11 +76,24 @@ class LiveCurves(View):
         self.name = name
         self.fig = _curves_figure()
         add_curves(self.fig, self.history, name, metric)
+        # The bar keeps the whole width and the status wraps under it: a long line ("model saved to
+        # /home/.../model") is read in full, and never squeezes the bar.
         self.progress = widgets.FloatProgress(
-            value=0.0, min=0.0, max=1.0, description="progress", layout=widgets.Layout(width="60%")
+            value=0.0, min=0.0, max=1.0, description="progress", layout=widgets.Layout(width="100%")
         )
-        self.status = widgets.Label("waiting for the first step")
-        self.widget = widgets.VBox([self.fig, widgets.HBox([self.progress, self.status]), self.log.output])
+        self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self.say("waiting for the first step")
+        self.widget = widgets.VBox([self.fig, self.progress, self.status, self.log.output])
+
+    def say(self, text: str) -> None:
+        """Show ``text`` (plain text, wrapped) as the status line."""
+        self.status.value = (f'<span style="white-space: normal; overflow-wrap: anywhere">'
+                             f"{html.escape(text, quote=False)}</span>")
+
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.status.value))
 
     def on_event(self, event: Event) -> None:
         """Consume one training event (safe to call from the training thread)."""
@@ -94,7 +108,7 @@ class LiveCurves(View):
         """Say that Stop was pressed: the run ends after its current step, evaluates and saves
         (this replaces the ETA until the run's Done arrives)."""
         self._stopping = True
-        self.status.value = f"stopping… the run ends after step {self.history.steps[-1] if self.history.steps else 0}, then evaluates and saves its model"
+        self.say(f"stopping… the run ends after step {self.history.steps[-1] if self.history.steps else 0}, then evaluates and saves its model")
 
     def seconds_left(self, event: Step) -> tuple[float, int]:
         """(seconds, evaluations) still to come after ``event``: the training steps at the rate seen
@@ -138,10 +152,10 @@ class LiveCurves(View):
                 return
         if isinstance(event, Preparing):  # before the first step: the teacher encoding, say
             self.progress.value = event.done / max(event.total, 1)
-            self.status.value = format_event(event)
+            self.say(format_event(event))
         elif isinstance(event, Started):
             self.progress.value = event.start_step / max(event.total_steps, 1)
-            self.status.value = format_event(event)
+            self.say(format_event(event))
         elif isinstance(event, Step):
             with self.fig.batch_update():
                 self.fig.data[0].x = list(self.history.steps)
@@ -149,7 +163,7 @@ class LiveCurves(View):
             self.progress.value = event.step / max(event.total_steps, 1)
             left, evaluations = self.seconds_left(event)
             including = f" (with {evaluations} evaluation{'s' if evaluations != 1 else ''})" if evaluations else ""
-            self.status.value = (
+            self.say(
                 f"step {event.step}/{event.total_steps} · loss {event.loss:.4f} · "
                 f"{self._rate or event.examples_per_s:,.0f} examples/s · ~{duration(left)} left{including}"
             )
@@ -165,7 +179,7 @@ class LiveCurves(View):
                 self.fig.data[1].y = values
         elif isinstance(event, Done):
             self.progress.value = 1.0 if event.reason == "completed" else self.progress.value
-            self.status.value = format_event(event)
+            self.say(format_event(event))
 
 
 class TrainingDashboard(View):
