@@ -169,16 +169,20 @@ def discard_dir(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def remove_leftovers(folder: Path, names: Iterable[str]) -> None:
-    """Delete what a killed writer left aside in ``folder`` for each of ``names`` (glob patterns of
-    final names, e.g. ``"model"`` or ``"step-*"``): the ``.NAME.KIND-*`` files and folders, of every
-    kind. Call it only when no process is writing there."""
+def leftovers(folder: Path, names: Iterable[str]) -> list[Path]:
+    """What a killed writer left aside in ``folder`` for each of ``names`` (glob patterns of final
+    names, e.g. ``"model"`` or ``"step-*"``): the ``.NAME.KIND-*`` files and folders, of every kind,
+    sorted. Nothing is removed (:func:`remove_leftovers` does that)."""
     if not folder.is_dir():
-        return
-    for name in names:
-        for kind in KINDS:
-            for old in folder.glob(f".{name}.{kind}-*"):
-                if old.is_dir() and not old.is_symlink():
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    old.unlink(missing_ok=True)
+        return []
+    return sorted({old for name in names for kind in KINDS for old in folder.glob(f".{name}.{kind}-*")})
+
+
+def remove_leftovers(folder: Path, names: Iterable[str]) -> None:
+    """Delete what a killed writer left aside in ``folder`` for each of ``names`` (:func:`leftovers`).
+    Call it only when no process is writing there."""
+    for old in leftovers(folder, names):
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)

@@ -4,6 +4,7 @@
     workbench encode --file sentences.txt --out emb.npy
     workbench eval --model all-MiniLM-L6-v2 --splits dev,test
     workbench quickstart --out workbench-out
+    workbench clean runs --dry-run
 
 Errors that a user can fix (a missing file, a bad column, an unknown model) print one line
 and exit with status 2; ``WORKBENCH_DEBUG=1`` shows the full traceback instead.
@@ -288,6 +289,18 @@ def _set_text(value) -> str:
     return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else repr(value)
 
 
+def cmd_clean(args: argparse.Namespace) -> int:
+    from workbench.training.disk import clean_runs
+
+    if args.keep is not None and args.keep < 0:
+        raise ValueError(f"--keep {args.keep}: give how many of the newest models to keep (0 or more)")
+    keep = args.keep if args.keep is not None else (0 if args.models else None)
+    report = clean_runs(args.root, keep_models=keep, dry_run=args.dry_run)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from workbench.quickstart import QuickstartConfig, run_quickstart
 
@@ -401,6 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--device", default=None)
     sw.add_argument("--verbose", action="store_true", help="also print each trial's training log")
     sw.set_defaults(func=cmd_sweep)
+
+    cl = sub.add_parser("clean", help="free the disk that finished runs no longer need (best/, checkpoints/; with "
+                                      "--models, old models too); config.json and the curves always stay")
+    cl.add_argument("root", nargs="?", default="runs", help="the folder of runs, a sweep's folder or one run (default: runs)")
+    cl.add_argument("--models", action="store_true", help="also remove the runs' models (and the resume state of "
+                    "unfinished runs); --keep N keeps the N newest")
+    cl.add_argument("--keep", type=int, default=None, metavar="N",
+                    help="remove the models of all but the N newest runs that have one (implies --models)")
+    cl.add_argument("--dry-run", action="store_true", help="remove nothing; print what would go and how much it frees")
+    cl.set_defaults(func=cmd_clean)
 
     qs = sub.add_parser("quickstart", help="encode, evaluate, train briefly and write an HTML report (offline, ~3 min on CPU)")
     qs.add_argument("--out", default=None, help="output folder for report.html, run/ and metrics.json (default: workbench-out)")

@@ -7,6 +7,8 @@ Example:
     '1.7 minutes (102 s)'
     >>> metric(0.81234), metric(None), number(2e-05), number(2e-05, digits=2), number(64)
     ('0.8123', '-', '2e-05', '2e-05', '64')
+    >>> size(512), size(61_234_567), size(3_100_000_000)
+    ('512 B', '61.2 MB', '3.1 GB')
 """
 
 from __future__ import annotations
@@ -46,3 +48,15 @@ def number(value: Any, digits: int = 4) -> str:
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return format(value, f".{digits}g")
     return str(value)
+
+
+def size(n_bytes: int) -> str:
+    """A size on disk in decimal units, as the set-up notes give them: ``512 B``, ``4.1 kB``, ``61.2 MB``, ``3.1 GB``."""
+    value = float(max(0, n_bytes))
+    if value < 1000:
+        return f"{int(value)} B"
+    for unit in ("kB", "MB", "GB"):
+        value /= 1000
+        if value < 999.95:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1000:.1f} TB"

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from workbench import rng
+from workbench.encoding import progress_bars
 from workbench.training.batching import TokenizedData
 from workbench.training.config import TrainConfig
 from workbench.training.distributed import (
@@ -326,7 +327,7 @@ class Trainer:
 
     def _finish(self, s: _Session, reason: str, t0: float) -> Any:
         """Evaluate the last step, take the best weights back (``keep_best``), save the final model,
-        emit Done, then drop the checkpoints; returns the model."""
+        emit Done, then drop the checkpoints and ``best/`` (the final model holds its weights); returns the model."""
         acc, main = s.acc, s.acc.is_main_process
         s.model.eval()
         if self.evaluator is not None and self._last_eval_step != self.step:
@@ -352,11 +353,12 @@ class Trainer:
             self._emit(Done(step=self.step, reason="failed", elapsed_s=time.perf_counter() - t0,
                             best_step=self.best_step, best_value=self.best_value, error=message))
             raise TrainingError(message) from None
-        if main:  # Done is on disk before the checkpoints go: a kill while deleting them loses nothing
+        if main:  # Done is on disk before the checkpoints and best/ go: a kill while deleting them loses nothing
             self._emit(Done(step=self.step, reason=reason, elapsed_s=time.perf_counter() - t0,
                             best_step=self.best_step, best_value=self.best_value, model_path=model_path))
             if self.run_dir is not None:
                 self.run_dir.clear_checkpoints()
+                self.run_dir.discard_best()  # one copy of the model per finished run: model/ holds the best weights
         acc.wait_for_everyone()  # every process returns once the run folder is complete
         return self.model
 
@@ -378,7 +380,8 @@ class Trainer:
             acc.wait_for_everyone()
             self.best_value, self.best_step = from_main(acc, None)
             return
-        metrics = {k: float(v) for k, v in self.evaluator(self.model).items()}
+        with progress_bars(False):  # the events report evaluations; no bar of their own in the cell
+            metrics = {k: float(v) for k, v in self.evaluator(self.model).items()}
         primary = getattr(self.evaluator, "primary_metric", None)
         value = metrics.get(primary) if primary else None
         is_best = value is not None and math.isfinite(value) and (self.best_value is None or value > self.best_value)

@@ -4,8 +4,12 @@
       config.json        # training config, loss, data and model facts
       metrics.jsonl      # every event, one JSON line each (replay with RunHistory.from_jsonl)
       checkpoints/step-000120/{model/, trainer_state.pt}   # resumable
-      best/              # the best model so far (by the primary metric)
+      best/              # the best model so far (by the primary metric), while the run trains
       model/             # the final model with its card
+
+Once ``model/`` is saved and ``Done`` logged, ``best/`` goes (``model/`` then holds the best weights,
+with ``keep_best``; without it ``best/`` is never written), as do the checkpoints: a finished run
+keeps one copy of its model. A run that stops before its final save keeps both, for ``--resume``.
 
 Every file and folder is written aside and renamed into place, and a folder is renamed aside
 before it is deleted (:mod:`workbench.atomic`, which names what is aside): a crash never leaves a
@@ -20,13 +24,14 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from workbench.atomic import atomic_write_text, discard_dir, remove_leftovers, temp_dir
+from workbench.atomic import atomic_write_text, discard_dir, leftovers, remove_leftovers, temp_dir
 from workbench.training.events import Event, RunHistory, to_json
 
 
@@ -200,6 +205,13 @@ class RunDir:
         """Replace ``config.json`` (a resumed run that goes on with changed settings)."""
         atomic_write_text(self.path / "config.json", json.dumps(config, indent=2, default=str) + "\n")
 
+    def leftovers(self) -> list[Path]:
+        """What :meth:`remove_leftovers` would delete (nothing is removed here)."""
+        return [*leftovers(self.path, self._final_names()), *leftovers(self.checkpoints, ["step-*"])]
+
+    def _final_names(self) -> list[str]:
+        return [self.model_path.name, self.best_path.name, self.checkpoints.name, "config.json", self.metrics_path.name]
+
     def remove_leftovers(self) -> None:
         """Delete what a killed writer left aside beside the run's files and folders and beside each
         checkpoint: half-written models and checkpoints, folders swapped out or being deleted, temporary
@@ -207,8 +219,7 @@ class RunDir:
         ``.metrics.jsonl.writing-*``...: the one naming rule of :mod:`workbench.atomic`). Call it only when
         no process is writing the run (before it starts or resumes); nothing under a final name is touched.
         """
-        remove_leftovers(self.path, [self.model_path.name, self.best_path.name, self.checkpoints.name,
-                                     "config.json", self.metrics_path.name])
+        remove_leftovers(self.path, self._final_names())
         remove_leftovers(self.checkpoints, ["step-*"])
 
     def log(self, event: Event) -> None:
@@ -275,6 +286,14 @@ class RunDir:
         discard_dir(self.checkpoints)
         remove_leftovers(self.path, [self.checkpoints.name])
 
+    def discard_best(self) -> None:
+        """Delete ``best/`` (renamed aside first, as every folder deleted here). Call it only once the
+        final ``model/`` is saved and ``Done`` logged: with ``keep_best`` the final model holds the best
+        weights, so ``best/`` is a second copy; a run that has not saved its final model must keep it
+        (a resume takes the best weights back from it)."""
+        discard_dir(self.best_path)
+        remove_leftovers(self.path, [self.best_path.name])
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -301,11 +320,16 @@ def list_runs(root: str | Path = "runs") -> list[RunInfo]:
     root = Path(root)
     if not root.is_dir():
         return []
+    return read_runs(p for p in root.iterdir() if (p / "config.json").is_file())
+
+
+def read_runs(paths: Iterable[Path]) -> list[RunInfo]:
+    """The runs in ``paths`` (folders with a config.json), oldest first; an unreadable config.json is skipped."""
     runs = []
-    for path in sorted(p for p in root.iterdir() if (p / "config.json").is_file()):
+    for path in sorted(paths):
         try:
             config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+        except (OSError, json.JSONDecodeError):
             continue
         history = RunHistory.from_jsonl(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else RunHistory()
         runs.append(RunInfo(path, config, history))
