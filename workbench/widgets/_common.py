@@ -19,11 +19,13 @@ import functools
 import html
 import numbers
 import os
+import re
 import threading
 import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -411,3 +413,70 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: st
     )
     cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ----- plotly figures that take the output's width --------------------------------------------------
+# plotly's FigureWidget (plotly 6, an anywidget) draws at plotly's default 700 px when its element
+# has no width yet at render time (JupyterLab renders before attaching), and re-fits only on a
+# window "resize" event. Its bundle is reused as it is; the render is wrapped so that the first
+# time the element gets a width (and whenever that width changes) a "resize" is sent, and plotly
+# fits the figure to the output. When the bundle's export is not the expected one (another plotly
+# version), the figure is plotly's own, unchanged.
+_EXPORT = re.compile(r"export\s*\{([^{}]*?)\b([\w$]+) as default\}")
+_FIT_WIDTH = """
+const __wbPlotly = {inner};
+const __wbFitted = () => {{
+  const widget = __wbPlotly();
+  return {{
+    initialize: widget.initialize,
+    render(ctx) {{
+      const cleanup = widget.render(ctx);
+      let width = 0;
+      const observer = new ResizeObserver(() => {{
+        const now = Math.round(ctx.el.getBoundingClientRect().width);
+        if (now > 0 && now !== width) {{ width = now; window.dispatchEvent(new Event("resize")); }}
+      }});
+      observer.observe(ctx.el);
+      return () => {{ observer.disconnect(); if (typeof cleanup === "function") cleanup(); }};
+    }},
+  }};
+}};
+export {{{others}__wbFitted as default}}
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _fitted_esm() -> str | None:
+    """plotly's widget bundle with its render wrapped (see above), or ``None`` when it cannot be."""
+    try:
+        import plotly.basewidget
+
+        esm = plotly.basewidget.BaseFigureWidget._esm  # anywidget's FileContents, or a path
+        source = Path(esm).read_text(encoding="utf-8") if isinstance(esm, (str, Path)) and len(str(esm)) < 4096 \
+            else str(esm)
+    except (OSError, AttributeError, TypeError, ImportError):
+        return None
+    tail = source[-5000:]
+    matches = list(_EXPORT.finditer(tail))
+    if not matches:
+        return None
+    match, offset = matches[-1], len(source) - len(tail)
+    fitted = _FIT_WIDTH.format(inner=match.group(2), others=match.group(1))
+    return source[:offset + match.start()] + fitted + source[offset + match.end():]
+
+
+def figure_widget(figure: Any = None, **kwargs: Any) -> Any:
+    """A ``plotly.graph_objects.FigureWidget(figure, **kwargs)`` that takes the width of its output."""
+    import plotly.graph_objects as go
+
+    esm = _fitted_esm()
+    cls = go.FigureWidget if esm is None else _fitted_class(esm)
+    return cls(figure, **kwargs) if figure is not None else cls(**kwargs)
+
+
+@functools.lru_cache(maxsize=1)
+def _fitted_class(esm: str) -> type:
+    import plotly.graph_objects as go
+
+    # A module of its own: anywidget tells widget classes apart by module and name.
+    return type("FigureWidget", (go.FigureWidget,), {"_esm": esm, "__module__": __name__})

@@ -31,7 +31,7 @@ from workbench.formatting import duration, number
 from workbench.models.modules import POOLING_MODES
 from workbench.training.events import Done, Eval, Event, Preparing, RunHistory, Started, Step, format_event
 from workbench.training.runs import fresh_run_path, list_runs
-from workbench.widgets._common import Html, View, html_table
+from workbench.widgets._common import Html, View, figure_widget, html_table
 
 if TYPE_CHECKING:
     from workbench.widgets.sweepboard import SweepBoard
@@ -42,7 +42,7 @@ SESSION_STARTED = time.time()
 
 def _curves_figure(title: str = "") -> go.FigureWidget:
     """The report's training-curves figure, as a widget with a legend (it holds several runs)."""
-    return go.FigureWidget(curves_figure(title=title, metric_title="primary metric", legend=True))
+    return figure_widget(curves_figure(title=title, metric_title="primary metric", legend=True))
 
 
 class LiveCurves(View):

@@ -16,7 +16,6 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
-from plotly.graph_objects import FigureWidget
 from plotly.subplots import make_subplots
 
 from workbench.figures import (
@@ -33,6 +32,7 @@ from workbench.widgets._common import (
     EmbeddingCache,
     View,
     encoder_name,
+    figure_widget,
     resolve_models,
     two_names,
     widget_texts,
@@ -127,7 +127,7 @@ class SimilarityHeatmap(View):
         self.model = (
             widgets.Dropdown(options=names, value=names[0], description="model") if len(names) > 1 else None
         )
-        self.fig = FigureWidget(similarity_figure(np.zeros((0, 0)), []))
+        self.fig = figure_widget(similarity_figure(np.zeros((0, 0)), []))
         self.z = np.zeros((0, 0))
         controls = [c for c in (self.fn, self.model) if c is not None]
         for control in (self.text, self.corpus_text, *controls):
@@ -245,7 +245,7 @@ class CompareHeatmaps(View):
         fig.update_yaxes(autorange="reversed")
         fig.update_annotations(font_size=16)  # the panel titles
         fig.update_layout(margin=dict(l=30, r=10, t=110, b=90), font_size=14, autosize=True)
-        self.fig = FigureWidget(fig)
+        self.fig = figure_widget(fig)
         self.fig.layout.title = dict(y=0.97, yref="container", yanchor="top", font_size=15)
         self.key = widgets.HTML()  # the numbered sentences of the axes
         self.a = self.b = self.diff = np.zeros((0, 0))

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import ipywidgets as widgets
 import numpy as np
-from plotly.graph_objects import FigureWidget  # not lazily: its import takes seconds, once
+from plotly.graph_objects import FigureWidget  # noqa: F401 - not lazily: its import takes seconds, once
 
 from workbench.figures import WEBGL_ABOVE, group_indices, hover_texts, projection_figure, scatter_trace
 from workbench.formatting import duration
@@ -27,6 +27,7 @@ from workbench.widgets._common import (
     EmbeddingCache,
     LatestJob,
     View,
+    figure_widget,
     html_table,
     two_names,
     widget_labels,
@@ -148,7 +149,7 @@ class Projector(View):
         )
         self.status = widgets.HTML()
         self.neighbors = widgets.HTML("<i>click a point to list its nearest neighbours</i>")
-        self.fig = FigureWidget(projection_figure(np.zeros((0, 2)), [], title=title))  # traces: _rebuild
+        self.fig = figure_widget(projection_figure(np.zeros((0, 2)), [], title=title))  # traces: _rebuild
         self.webgl = n > WEBGL_ABOVE
 
         guard = self.log.guard

@@ -13,10 +13,9 @@ from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from plotly.graph_objects import FigureWidget
 
 from workbench.similarity import SIMILARITY_FUNCTIONS, canonical_fn_name, paraphrase_pairs, top_k
-from workbench.widgets._common import EmbeddingCache, View, html_table, widget_texts
+from workbench.widgets._common import EmbeddingCache, View, figure_widget, html_table, widget_texts
 
 _BAR_LABEL_CHARS = 40
 
@@ -67,7 +66,7 @@ class SemanticSearch(View):
         )
         self.fn = _fn_dropdown(fn)
         self.table = widgets.HTML()
-        self.fig = FigureWidget(
+        self.fig = figure_widget(
             data=[go.Bar(orientation="h", x=[], y=[])],
             layout=go.Layout(
                 height=260,

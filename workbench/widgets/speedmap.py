@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
-from plotly.graph_objects import FigureWidget
 
 from workbench.evaluation import STSEvaluator
 from workbench.figures import draw_speed_quality, speed_quality_figure
@@ -31,7 +30,7 @@ from workbench.speed import (
     pareto_front,
     table_rows,
 )
-from workbench.widgets._common import LatestJob, View, html_table
+from workbench.widgets._common import LatestJob, View, figure_widget, html_table
 
 _OWNER = "SpeedQualityMap"
 
@@ -104,7 +103,7 @@ class SpeedQualityMap(View):
         self.speed_texts = speed_texts
         self.points: dict[str, EncoderPoint] = {}  # as they come, by name
         self._lock = threading.Lock()
-        self.fig = FigureWidget(speed_quality_figure())
+        self.fig = figure_widget(speed_quality_figure())
         self.fig.layout.width = 760
         self.table = widgets.HTML(layout=widgets.Layout(margin="20px 0 0 12px"))
         self.button = widgets.Button(description="Measure", button_style="primary", icon="play",

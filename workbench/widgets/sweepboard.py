@@ -45,7 +45,7 @@ from workbench.sweep import (
     format_sweep_event,
 )
 from workbench.training.events import Eval, RunHistory, Started, Step
-from workbench.widgets._common import View, html_table
+from workbench.widgets._common import View, figure_widget, html_table
 
 BEST_COLOR, RUNNING_COLOR, OTHER_COLOR = "#d62728", "#1f77b4", "rgba(127, 127, 127, 0.55)"
 
@@ -247,15 +247,15 @@ class SweepBoard(View):
         self.stop.on_click(self.log.guard(lambda _b: self.stop_sweep(), "Stop"))
         self.use_best_button.on_click(self.log.guard(lambda _b: self.use_best(), "Use best"))
         self.status = widgets.Label()
-        self.parcoords = go.FigureWidget(
+        self.parcoords = figure_widget(
             data=[go.Parcoords(dimensions=parcoords_dimensions(sweep.params, [], sweep.objective)[1])],
             layout=dict(title=f"trials: settings and {sweep.objective}", height=380,
                         margin=dict(l=70, r=70, t=90, b=30)),
         )
-        self.curves = go.FigureWidget(layout=dict(
+        self.curves = figure_widget(go.Figure(layout=dict(
             title=f"dev curves: {sweep.objective} per trial", height=380, margin=dict(l=60, r=10, t=60, b=40),
             xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text=sweep.objective)), showlegend=True,
-        ))
+        )))
         columns = table_columns(self.keys, sweep.objective)
         self.sort_by = widgets.Dropdown(options=columns, value=columns[0], description="sort by")
         self.descending = widgets.ToggleButton(value=False, description="descending", icon="sort-amount-desc")
