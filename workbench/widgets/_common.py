@@ -416,13 +416,14 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: st
 
 
 # ----- plotly figures that take the output's width --------------------------------------------------
-# plotly's FigureWidget (plotly 6, an anywidget) draws at plotly's default 700 px when its element
-# has no width yet at render time (JupyterLab renders before attaching), and re-fits only on a
-# window "resize" event. Its bundle is reused as it is; the render is wrapped so that the first
-# time the element gets a width (and whenever that width changes) a "resize" is sent, and plotly
-# fits the figure to the output. When the bundle's export is not the expected one (another plotly
-# version), the figure is plotly's own, unchanged.
+# plotly's FigureWidget (plotly 6, an anywidget) draws at plotly's default 700 px wide: its resize
+# handling is wired to JupyterLab's old widget messages, which an anywidget never gets. Its bundle
+# is reused as it is; the render is wrapped so that once the figure is drawn, and whenever its
+# element's width changes, plotly is asked to autosize (the width only: a height set in the layout
+# stays). When the bundle is not laid out as expected (another plotly version), the figure is
+# plotly's own, unchanged.
 _EXPORT = re.compile(r"export\s*\{([^{}]*?)\b([\w$]+) as default\}")
+_PLOTLY_NS = re.compile(r"([\w$]+)\.default\.newPlot\(")
 _FIT_WIDTH = """
 const __wbPlotly = {inner};
 const __wbFitted = () => {{
@@ -431,10 +432,15 @@ const __wbFitted = () => {{
     initialize: widget.initialize,
     render(ctx) {{
       const cleanup = widget.render(ctx);
-      let width = 0;
+      let width = 0, tries = 0;
+      const fit = () => {{
+        const gd = ctx.el._fullLayout ? ctx.el : ctx.el.querySelector(".js-plotly-plot");
+        if (gd && gd._fullLayout) {{ {ns}.default.relayout(gd, {{autosize: true}}); }}
+        else if (tries++ < 100) {{ setTimeout(fit, 100); }}
+      }};
       const observer = new ResizeObserver(() => {{
         const now = Math.round(ctx.el.getBoundingClientRect().width);
-        if (now > 0 && now !== width) {{ width = now; window.dispatchEvent(new Event("resize")); }}
+        if (now > 0 && now !== width) {{ width = now; tries = 0; fit(); }}
       }});
       observer.observe(ctx.el);
       return () => {{ observer.disconnect(); if (typeof cleanup === "function") cleanup(); }};
@@ -461,7 +467,10 @@ def _fitted_esm() -> str | None:
     if not matches:
         return None
     match, offset = matches[-1], len(source) - len(tail)
-    fitted = _FIT_WIDTH.format(inner=match.group(2), others=match.group(1))
+    namespace = _PLOTLY_NS.search(source)
+    if namespace is None:
+        return None
+    fitted = _FIT_WIDTH.format(inner=match.group(2), others=match.group(1), ns=namespace.group(1))
     return source[:offset + match.start()] + fitted + source[offset + match.end():]
 
 
