@@ -680,3 +680,138 @@ def test_sweep_board_draws_trials_live_and_their_parallel_coordinates(lab, page,
         nb.screenshot(0, "sweep_board.png")
     finally:
         tab.close()
+
+
+# ----- the workshop's widgets (issue 15): before/after heatmaps, Start twice, Stop, the overlay ---------
+WORKSHOP_NOTEBOOK = "workshop.ipynb"
+WORKSHOP_CELLS = (
+    """\
+import json, os, time
+from workbench import load_model
+from workbench.distill import make_student
+from workbench.recipes import load_recipe, run_recipe
+from workbench.widgets import CompareHeatmaps, TrainingDashboard
+
+teacher = load_model("all-MiniLM-L6-v2")
+recipe = load_recipe("tiny-sweep.toml").with_(train={"max_steps": 3000, "eval_every": 500})
+# Yesterday's rehearsal, a run of another recipe, and one of this session with another scale.
+run_recipe(recipe.with_(train={"max_steps": 4}), run_dir="runs/rehearsal")
+old = time.time() - 86400
+os.utime("runs/rehearsal/config.json", (old, old))
+run_recipe(recipe.with_(train={"max_steps": 4}, loss={"scale": 5.0}), run_dir="runs/scale-5")
+"fine\"""",
+    """CompareHeatmaps(teacher, make_student(teacher, keep_layers=[0]), labels=("teacher", "student [0], before"))""",
+    """CompareHeatmaps(teacher, make_student(teacher, keep_layers=[0, 1, 2, 3, 5]),
+                labels=("teacher", "student [0, 1, 2, 3, 5], after"))""",
+    """dash = TrainingDashboard(recipe, runs_root="runs")
+dash""",
+)
+WS_SETUP, WS_BEFORE, WS_AFTER, WS_DASH = range(4)
+# Plotly's layout of a figure: its size, the panel titles' and the main title's boxes, the legend's.
+JS_GEOMETRY = f"""([i, k]) => {{
+  const gd = ({JS_PLOTS})(i)[k];
+  const box = el => {{ if (!el) return null; const r = el.getBoundingClientRect();
+                       return {{x: r.left, y: r.top, w: r.width, h: r.height}}; }};
+  const out = ({JS_CELL})(i).querySelector('.jp-OutputArea-output');
+  return {{
+    width: gd._fullLayout.width, outputWidth: out.getBoundingClientRect().width, figure: box(gd),
+    title: box(gd.querySelector('.gtitle')),
+    panelTitles: Array.from(gd.querySelectorAll('.infolayer .annotation')).map(box),
+    legend: box(gd.querySelector('.legend')),
+    axisTitles: Array.from(gd.querySelectorAll('.xtitle, .ytitle')).map(box),
+    diff: gd.data.length > 2 ? [gd.data[2].zmin, gd.data[2].zmax] : null,
+    colors: gd.data.map(t => t.line ? t.line.color : null),
+    legendItems: gd.querySelectorAll('.legend .traces').length,
+    points: Array.from(gd.querySelectorAll('.scatterlayer .trace')).map(g => g.querySelectorAll('path.point').length),
+    lines: Array.from(gd.querySelectorAll('.scatterlayer .trace')).map(
+      g => Array.from(g.querySelectorAll('path.js-line')).some(l => (l.getAttribute('d') || '').length > 2)),
+  }};
+}}"""
+
+
+# Records each text the live status line shows (a MutationObserver on the cell), from the click on.
+JS_WATCH_STATUS = f"""i => {{
+  const cell = ({JS_CELL})(i);
+  const status = () => {{ const el = cell.querySelector('span[style*="overflow-wrap"]'); return el ? el.textContent : ''; }};
+  const t0 = performance.now();
+  window.statusSeen = [[0, status()]];
+  new MutationObserver(() => {{
+    const now = status();
+    if (now !== window.statusSeen[window.statusSeen.length - 1][1]) window.statusSeen.push([performance.now() - t0, now]);
+  }}).observe(cell, {{subtree: true, childList: true, characterData: true}});
+}}"""
+STOP_SEEN_MS = 3000  # from the click on Stop to "stopping…" on the page, on 2 busy cores
+
+
+def _overlap(a, b) -> bool:
+    return bool(a and b) and a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] \
+        and b["y"] < a["y"] + a["h"]
+
+
+def _inside(a, outer) -> bool:
+    return a["x"] >= outer["x"] - 1 and a["y"] >= outer["y"] - 1 and a["x"] + a["w"] <= outer["x"] + outer["w"] + 1 \
+        and a["y"] + a["h"] <= outer["y"] + outer["h"] + 1
+
+
+def test_workshop_widgets_as_a_teacher_uses_them(lab, page, minilm_path):
+    _write_recipe(lab.root, minilm_path, steps=4)
+    _write_notebook(lab.root / WORKSHOP_NOTEBOOK, *WORKSHOP_CELLS)
+    tab = page.context.new_page()
+    try:
+        nb = Notebook(tab, lab)
+        nb.run_all(WORKSHOP_NOTEBOOK, last=WS_DASH, drawn=(WS_BEFORE, WS_AFTER, WS_DASH))
+        # 1. Before/after heatmaps: one fixed difference scale, titles apart and inside, full width.
+        shapes = [nb.page.evaluate(JS_GEOMETRY, [cell, 0]) for cell in (WS_BEFORE, WS_AFTER)]
+        for g in shapes:
+            assert g["diff"] == [-0.25, 0.25], g["diff"]
+            titles = g["panelTitles"]
+            assert len(titles) == 3 and all(_inside(t, g["figure"]) for t in titles), titles
+            assert not any(_overlap(a, b) for i, a in enumerate(titles) for b in titles[i + 1:]), titles
+            assert not any(_overlap(g["title"], t) for t in titles), (g["title"], titles)
+            assert g["width"] >= 0.9 * g["outputWidth"], (g["width"], g["outputWidth"])
+        for cell in (WS_BEFORE, WS_AFTER):
+            text = nb.cell(cell).locator(".jp-Cell-outputArea").inner_text()
+            assert "difference colours fixed at ±0.25" in text, text[-2000:]
+        nb.no_errors_shown(WS_BEFORE)
+        nb.screenshot(WS_BEFORE, "compare_heatmaps.png")
+        # 3. Start clicked twice, 0.3 s apart: greyed at once, one run, no traceback.
+        cell = nb.cell(WS_DASH)
+        start, stop = cell.get_by_role("button", name="Start"), cell.get_by_role("button", name="Stop")
+        start.click()
+        nb.wait(f"i => Array.from(({JS_CELL})(i).querySelectorAll('button')).find(b => b.textContent.trim() === 'Start').disabled",
+                WS_DASH, 1, "Start to be disabled within a second of the click", WS_DASH)
+        start.click(force=True)  # a second click on the greyed button: nothing happens
+        # 4. Stop: "stopping…" at once, then done (stopped); no estimate in between.
+        nb.wait(f"i => /step \\d+\\/3000/.test(({JS_CELL})(i).innerText)", WS_DASH, 120, "the first steps", WS_DASH)
+        nb.page.evaluate(JS_WATCH_STATUS, WS_DASH)  # every status the page shows from now on
+        stop.click()
+        nb.wait(f"i => ({JS_CELL})(i).innerText.includes('done (stopped)')", WS_DASH, 120, "the run to stop", WS_DASH)
+        seen = nb.page.evaluate("() => window.statusSeen")  # [[ms after the click, text], ...]
+        texts = [text for _, text in seen]
+        stopping = next((k for k, text in enumerate(texts) if text.startswith("stopping…")), None)
+        done = next(k for k, text in enumerate(texts) if text.startswith("done (stopped)"))
+        assert stopping is not None and stopping < done, texts  # a "stopping…" state before the end
+        assert all(text.startswith("stopping…") for text in texts[stopping:done]), texts  # no estimate after it
+        assert seen[stopping][0] < STOP_SEEN_MS, (f"'stopping…' shown {seen[stopping][0]:.0f} ms after the click", texts)
+        assert "Traceback" not in cell.inner_text() and "already going" not in cell.inner_text()
+        # 2. The overlay (the dashboard refreshes it when a run ends): this session's two runs.
+        nb.wait(f"i => ({JS_PLOTS})(i)[1].data.length === 4", WS_DASH, 30, "two runs in the overlay", WS_DASH)
+        g = nb.page.evaluate(JS_GEOMETRY, [WS_DASH, 1])
+        names = nb.page.evaluate(f"i => ({JS_PLOTS})(i)[1].data.map(t => t.name)", WS_DASH)
+        assert names[1::2] == ["scale 5 · steps 4", "the recipe's settings"], names
+        assert g["legendItems"] == 2 and g["colors"][0] == g["colors"][1] != g["colors"][2] == g["colors"][3], g
+        # Every run is drawn: the short ones with their points, the long one as a line.
+        assert all(n > 0 or line for n, line in zip(g["points"], g["lines"], strict=True)), g
+        assert g["points"][0] == 4, g  # the 4-step run of scale 5: its loss points, not an invisible line
+        assert not any(_overlap(g["legend"], t) for t in g["axisTitles"]), (g["legend"], g["axisTitles"])
+        table = cell.locator("table").first.inner_text()
+        assert "rehearsal" not in table and "scale-5" in table and "2 runs of tiny-sweep in this session" in table
+        ended = int(re.search(r"done \(stopped\) after (\d+) steps", cell.inner_text()).group(1))
+        last = [row.split("\t")[-1].strip() for row in table.splitlines() if "stopped" in row]
+        assert last == [str(ended)], (last, ended)
+        live = nb.page.evaluate(JS_GEOMETRY, [WS_DASH, 0])
+        assert live["width"] >= 0.9 * live["outputWidth"], (live["width"], live["outputWidth"])
+        nb.no_errors_shown(WS_DASH)
+        nb.screenshot(WS_DASH, "exercise3_overlay.png")
+    finally:
+        tab.close()

@@ -59,7 +59,7 @@ def recipe(tmp_path: Path, minilm_path: Path, monkeypatch) -> Path:
 
 
 def test_live_curves_gain_points_as_events_arrive():
-    curves = LiveCurves()
+    curves = LiveCurves(redraw_s=0)  # every step drawn
     curves.on_event(Started(total_steps=100, examples=1000, batch_size=10))
     for step in (10, 20, 30):
         curves.on_event(Step(step=step, epoch=step / 100, loss=3.0 - step / 20, lr=1e-5, examples_per_s=50.0,
@@ -275,7 +275,7 @@ def test_the_estimate_includes_the_evaluations_still_due_and_the_rate_is_smoothe
 
     clock = {"t": 0.0}
     monkeypatch.setattr(dashboard.time, "monotonic", lambda: clock["t"])
-    curves = LiveCurves()
+    curves = LiveCurves(redraw_s=0)
 
     def at(t, event):
         clock["t"] = t
@@ -364,3 +364,21 @@ def test_run_comparison_shows_this_sessions_runs_named_by_what_changed(recipe, t
     dash.compare.value = "all"
     assert len(fig.data) == 10 and "b-distill" in dash.table.value
     assert dash.errors == []
+
+
+def test_fast_steps_are_drawn_together_and_the_end_draws_them_all():
+    curves = LiveCurves()  # steps closer than 0.25 s are drawn together
+    sent = []
+    curves.fig.data[0].on_change(lambda trace, x: sent.append(len(x)), "x")
+    curves.on_event(Started(total_steps=200, examples=3200, batch_size=16))
+    for step in range(1, 151):  # a fast run: 150 steps within a few milliseconds
+        curves.on_event(Step(step=step, epoch=step / 200, loss=3.0 - step / 100, lr=1e-3, examples_per_s=900.0,
+                             elapsed_s=step / 100, total_steps=200))
+    assert sent == [1] and curves.history.steps == list(range(1, 151))  # the first step drawn, the rest held
+    assert curves.status_text.startswith("step 1/200")
+    curves.on_event(Eval(step=150, epoch=0.75, metrics={"m": 0.5}, primary="m", value=0.5, is_best=True))
+    assert list(curves.fig.data[0].x) == list(range(1, 151))  # an evaluation draws every step so far
+    curves.on_event(Step(step=151, epoch=0.76, loss=1.4, lr=1e-3, examples_per_s=900.0, elapsed_s=1.6, total_steps=200))
+    curves.on_event(Done(step=151, reason="stopped", elapsed_s=1.7))
+    assert list(curves.fig.data[0].x) == list(range(1, 152)) and "done (stopped)" in curves.status_text
+    assert curves.errors == []

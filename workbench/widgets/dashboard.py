@@ -62,9 +62,14 @@ class LiveCurves(View):
         [10]
     """
 
-    def __init__(self, metric: str | None = None, name: str = "this run") -> None:
+    def __init__(self, metric: str | None = None, name: str = "this run", redraw_s: float = 0.25) -> None:
         super().__init__()
         self.metric = metric
+        # Steps closer together than this are drawn together: a fast run (a small model, a GPU) would
+        # otherwise send the browser the whole curve dozens of times a second, and a click on Stop
+        # would wait behind that traffic. Evaluations and the end draw everything at once.
+        self.redraw_s = redraw_s
+        self._drawn = -math.inf
         self._stopping = False
         # For the estimate of what is left: when each event arrived, how long the evaluations took
         # (from Started or the last Step to the Eval), and a smoothed rate.
@@ -131,6 +136,13 @@ class LiveCurves(View):
         recent = self._eval_s[-3:]
         return train_left + due * (sum(recent) / len(recent) if recent else 0.0), due
 
+    def _draw_losses(self) -> None:
+        if len(self.fig.data[0].x or ()) == len(self.history.steps):
+            return
+        with self.fig.batch_update():
+            self.fig.data[0].x = list(self.history.steps)
+            self.fig.data[0].y = list(self.history.losses)
+
     def _on_event(self, event: Event) -> None:
         import time
 
@@ -143,11 +155,15 @@ class LiveCurves(View):
             self._rate = event.examples_per_s if self._rate is None else 0.7 * self._rate + 0.3 * event.examples_per_s
         self._arrived = now
         self.history.on_event(event)
+        if isinstance(event, Step):
+            if now - self._drawn < self.redraw_s and event.step < event.total_steps:
+                return  # drawn with a later step, an evaluation or the end
+            self._drawn = now
+        elif isinstance(event, (Eval, Done)):
+            self._draw_losses()
         if self._stopping and not isinstance(event, Done):
             if isinstance(event, Step):
-                with self.fig.batch_update():
-                    self.fig.data[0].x = list(self.history.steps)
-                    self.fig.data[0].y = list(self.history.losses)
+                self._draw_losses()
                 self.stopping()
                 return
         if isinstance(event, Preparing):  # before the first step: the teacher encoding, say
@@ -157,9 +173,7 @@ class LiveCurves(View):
             self.progress.value = event.start_step / max(event.total_steps, 1)
             self.say(format_event(event))
         elif isinstance(event, Step):
-            with self.fig.batch_update():
-                self.fig.data[0].x = list(self.history.steps)
-                self.fig.data[0].y = list(self.history.losses)
+            self._draw_losses()
             self.progress.value = event.step / max(event.total_steps, 1)
             left, evaluations = self.seconds_left(event)
             including = f" (with {evaluations} evaluation{'s' if evaluations != 1 else ''})" if evaluations else ""
@@ -395,7 +409,8 @@ class TrainingDashboard(View):
 
         try:
             self.result = run_recipe(
-                recipe, run_dir=run_dir, callbacks=[self.curves.on_event], stop_signal=self.stop_signal
+                recipe, run_dir=run_dir, callbacks=[self.curves.on_event, _let_the_kernel_answer],
+                stop_signal=self.stop_signal,
             )
         except Exception as exc:  # noqa: BLE001 - shown under the dashboard, kept in errors
             self.log.report(exc, "training")
@@ -580,6 +595,13 @@ def unique_labels(labels: list[str]) -> list[str]:
         seen[label] = seen.get(label, 0) + 1
         out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
     return out
+
+
+def _let_the_kernel_answer(event: Event) -> None:
+    """After each step of a background run, give the GIL away for a moment: the kernel's own thread
+    then reads a click on Stop at once, even while a small model takes dozens of steps a second."""
+    if isinstance(event, Step):
+        time.sleep(0.002)
 
 
 def _started_at(run: Any) -> float:

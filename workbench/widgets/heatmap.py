@@ -244,7 +244,7 @@ class CompareHeatmaps(View):
             fig.add_trace(go.Heatmap(z=[[0.0]], showscale=col != 2, textfont=dict(size=15)), row=1, col=col)
         fig.update_yaxes(autorange="reversed")
         fig.update_annotations(font_size=16)  # the panel titles
-        fig.update_layout(margin=dict(l=30, r=10, t=110, b=90), font_size=14, autosize=True)
+        fig.update_layout(margin=dict(l=30, r=10, t=90, b=90), font_size=14, autosize=True)
         self.fig = figure_widget(fig)
         self.fig.layout.title = dict(y=0.97, yref="container", yanchor="top", font_size=15)
         self.key = widgets.HTML()  # the numbered sentences of the axes
