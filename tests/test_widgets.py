@@ -508,3 +508,34 @@ def test_widgets_given_the_same_model_share_its_embeddings_until_its_weights_cha
     other = _TorchBow()  # another model object: its own vectors
     SemanticSearch(other, texts, k=3, query="a small cat")
     assert other.texts_encoded == len(texts) + 1
+
+
+def test_a_first_encoding_of_many_texts_shows_a_bar_in_chunks(capsys):
+    from workbench.encoding import PROGRESS_ABOVE
+    from workbench.widgets._common import EmbeddingCache
+
+    calls = []
+    texts = [f"sentence {i}" for i in range(PROGRESS_ABOVE + 100)]
+    cache = EmbeddingCache(lambda batch: calls.append(len(batch)) or bow(batch))
+    np.testing.assert_allclose(cache(texts), bow(texts), atol=1e-6)
+    assert calls == [512] * (len(texts) // 512) + [len(texts) % 512] and "encoding" in capsys.readouterr().err
+    calls.clear()
+    cache(texts[:3] + ["one more"])  # what is cached is not encoded again; a few new texts: no bar
+    assert calls == [1] and capsys.readouterr().err == ""
+
+
+def test_figures_are_plotly_widgets_that_fit_the_output_width():
+    import plotly.graph_objects as go
+
+    from workbench.widgets._common import _fitted_esm, figure_widget
+
+    esm = _fitted_esm()
+    assert esm is not None, "plotly's widget bundle is not laid out as expected: figures stay 700 px wide"
+    fig = figure_widget(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
+    assert isinstance(fig, go.FigureWidget) and fig._esm == esm and "ResizeObserver" in esm
+    assert fig._anywidget_id != go.FigureWidget()._anywidget_id  # its own class for anywidget
+    assert list(fig.data[0].x) == [1, 2]
+    for w in (SimilarityHeatmap(bow, SENTENCES), CompareHeatmaps(bow, bow, SENTENCES),
+              SemanticSearch(bow, SENTENCES, k=2), Projector(bow, SENTENCES, method="pca", background=False)):
+        assert w.fig._esm == esm, type(w).__name__
+    assert Projector(bow, SENTENCES, method="pca", background=False).fig.layout.margin.t == 50  # no empty band
