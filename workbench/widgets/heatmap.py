@@ -238,8 +238,10 @@ class CompareHeatmaps(View):
             options=list(SIMILARITY_FUNCTIONS), value=canonical_fn_name(fn), description="fn"
         )
         la, lb = (short_label(x, _PANEL_CHARS) for x in self.labels)
-        fig = make_subplots(rows=1, cols=3, subplot_titles=(la, lb, f"{la} − {lb}" if len(la + lb) <= _PANEL_CHARS
-                                                               else "A − B"), horizontal_spacing=0.05)
+        half = (_PANEL_CHARS - 3) // 2  # the difference's title: both names, each cut to half the room
+        difference = (f"{la} − {lb}" if len(self.labels[0] + self.labels[1]) + 3 <= _PANEL_CHARS
+                      else f"{short_label(self.labels[0], half)} − {short_label(self.labels[1], half)}")
+        fig = make_subplots(rows=1, cols=3, subplot_titles=(la, lb, difference), horizontal_spacing=0.05)
         for col in (1, 2, 3):
             fig.add_trace(go.Heatmap(z=[[0.0]], showscale=col != 2, textfont=dict(size=15)), row=1, col=col)
         fig.update_yaxes(autorange="reversed")
