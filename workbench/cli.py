@@ -244,7 +244,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from workbench.recipes import load_recipe, recipe_summary
+    from workbench.recipes import assigned_text, load_recipe, recipe_summary
     from workbench.sweep import Param, Sweep, SweepError, format_sweep_event
 
     if not args.grid and not args.range:
@@ -276,17 +276,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"results: {Path(args.out) / 'results.csv'}")
     if done.best is not None:
         print(f"best trial: {done.best.run_dir}; run its settings in full with:\n  workbench {recipe.kind} {args.recipe} "
-              + " ".join(f"--set {shlex.quote(f'{k}={_set_text(v)}')}" for k, v in done.best.params.items()))
+              + " ".join(f"--set {shlex.quote(f'{k}={assigned_text(v)}')}" for k, v in done.best.params.items()))
     return 0 if done.best is not None else 1
-
-
-def _set_text(value) -> str:
-    """A value as ``--set`` reads it back (TOML)."""
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else repr(value)
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

@@ -34,12 +34,13 @@ from workbench.recipes.sections import (
     Recipe,
     RecipeError,
     TeacherSpec,
+    assigned_text,
     find_recipe,
     load_recipe,
 )
 
 __all__ = [
     "DEFAULT_LOSS", "RECIPES_DIR", "DataSpec", "EvalSpec", "LossSpec", "ModelSpec", "Recipe", "RecipeError",
-    "RecipeResult", "TeacherSpec", "build_from_spec", "find_recipe", "load_data", "load_recipe", "planned_steps", "recipe_card",
+    "RecipeResult", "TeacherSpec", "assigned_text", "build_from_spec", "find_recipe", "load_data", "load_recipe", "planned_steps", "recipe_card",
     "recipe_summary", "run_recipe",
 ]

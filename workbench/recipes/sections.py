@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import json
 import os
 import sys
 import typing
@@ -498,6 +499,22 @@ def _fields(obj: Any) -> dict[str, Any]:
         value = getattr(obj, f.name)
         out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def assigned_text(value: Any) -> str:
+    """A value written as ``--set key=VALUE`` reads it back (TOML): the inverse of what ``--set`` parses.
+
+    Example:
+        >>> [assigned_text(v) for v in ("mean", 1e-4, 20, True, [0, 3, 5])]
+        ['"mean"', '0.0001', '20', 'true', '[0,3,5]']
+        >>> all(_assigned_value(assigned_text(v)) == v for v in ("a b", 2e-5, False, [1, 2], {"k": 1}))
+        True
+    """
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else repr(value)
 
 
 def _assigned_value(text: str) -> Any:

@@ -492,8 +492,11 @@ class SweepBoard(View):
         self.stop.disabled = True
 
     def _best_summary(self, recipe: Any, best: TrialRecord | None) -> str:
-        from workbench.cli import _set_text  # the value as --set reads it back
-        from workbench.recipes import load_recipe, recipe_summary
+        from workbench.recipes import (
+            assigned_text,  # the value as --set reads it back
+            load_recipe,
+            recipe_summary,
+        )
 
         settings = ", ".join(f"{html.escape(k)} = {html.escape(setting_text(v))}" for k, v in best.params.items())
         lines = [f"<b>best: trial {best.number + 1}</b> ({settings}): {html.escape(self.sweep.objective)} "
@@ -505,7 +508,7 @@ class SweepBoard(View):
         except Exception:  # noqa: BLE001 - then there is no command line to show
             as_file = False
         if as_file:
-            sets = " ".join(f"--set {k}={_set_text(v)}" for k, v in best.params.items())
+            sets = " ".join(f"--set {k}={assigned_text(v)}" for k, v in best.params.items())
             lines.append(f"or from a terminal: <code>workbench {recipe.kind} {html.escape(self.sweep.recipe.path)} "
                          f"{html.escape(sets)}</code>")
         return "<br>".join(lines)
