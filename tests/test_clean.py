@@ -319,3 +319,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
     assert main(["clean", str(tmp_path), "--keep", "-1"]) == 2
     assert "--keep -1" in capsys.readouterr().err
+
+
+def test_a_sweep_trial_whose_model_was_cleaned_says_so(tmp_path):
+    import json
+
+    from workbench.sweep import read_trials
+
+    folder = tmp_path / "sweep" / "trial-000"
+    (folder / "model").mkdir(parents=True)
+    record = {"number": 0, "params": {"train.lr": 1e-4}, "status": "completed", "objective": 0.8, "has_model": True,
+              "run_dir": str(folder)}
+    (folder / "trial.json").write_text(json.dumps(record), encoding="utf-8")
+    assert read_trials(tmp_path / "sweep")[0].has_model is True
+    (folder / "model").rmdir()  # what `workbench clean --models` does to it
+    assert read_trials(tmp_path / "sweep")[0].has_model is False

@@ -737,14 +737,18 @@ def _write_trial(folder: Path, record: TrialRecord) -> None:
 
 
 def read_trials(out: str | Path) -> list[TrialRecord]:
-    """The trials recorded under a sweep folder (``trial-*/trial.json``), by number."""
+    """The trials recorded under a sweep folder (``trial-*/trial.json``), by number; ``has_model`` says
+    whether the trial's model is there now (a clean-up may have removed it)."""
     records = []
     for path in sorted(Path(out).glob("trial-*/trial.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
-        records.append(TrialRecord(**data))
+        record = TrialRecord(**data)
+        if record.has_model and not (path.parent / "model").is_dir():  # removed since (workbench clean --models)
+            record = replace(record, has_model=False)
+        records.append(record)
     return sorted(records, key=lambda r: r.number)
 
 
