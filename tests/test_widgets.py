@@ -539,4 +539,5 @@ def test_figures_are_plotly_widgets_that_fit_the_output_width():
     for w in (SimilarityHeatmap(bow, SENTENCES), CompareHeatmaps(bow, bow, SENTENCES),
               SemanticSearch(bow, SENTENCES, k=2), Projector(bow, SENTENCES, method="pca", background=False)):
         assert w.fig._esm == esm, type(w).__name__
-    assert Projector(bow, SENTENCES, method="pca", background=False).fig.layout.margin.t == 50  # no empty band
+    assert Projector(bow, SENTENCES, method="pca", background=False).fig.layout.margin.t == 20  # no empty band
+    assert Projector(bow, SENTENCES, method="pca", background=False, title="t").fig.layout.margin.t == 50

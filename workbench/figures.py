@@ -235,9 +235,9 @@ def projection_figure(
     webgl = len(texts) > WEBGL_ABOVE if webgl is None else webgl
     fig = go.Figure(
         [scatter_trace(xy, texts, idx, name, webgl=webgl) for name, idx in group_indices(names)],
-        # plotly's default 100 px top margin left an empty band above the points: the title needs 50.
+        # plotly's default 100 px top margin left an empty band above the points: a title needs 50, none 20.
         layout=go.Layout(title=dict(text=title, y=0.98, yanchor="top"), height=560, legend=dict(itemsizing="constant"),
-                         margin=dict(l=40, r=10, t=50, b=40)),
+                         margin=dict(l=40, r=10, t=50 if title else 20, b=40)),
     )
     if xy.shape[1] == 3:
         fig.layout.scene = dict(aspectmode="cube")
