@@ -476,7 +476,9 @@ class TrainingDashboard(View):
         only one; "last step" is where the run ended."""
         runs = self.compared_runs()
         base = self.recipe.to_dict()
-        labels = unique_labels([changes_label(r.config.get("recipe", {}), base) for r in runs])
+        # A run without its recipe in config.json (an older version's) is named by its folder.
+        labels = unique_labels([changes_label(r.config["recipe"], base) if isinstance(r.config.get("recipe"), dict)
+                                else r.name for r in runs])
         rows = []
         with self.compare_fig.batch_update():
             self.compare_fig.data = ()
@@ -512,18 +514,20 @@ class TrainingDashboard(View):
                                                   title_text="runs")
             self.compare_fig.layout.title = self._compare_title(len(runs))
         header = ["run", "folder", "status", "lr", "batch", "steps", "scale", "STS dev start", "STS dev best", "last step"]
-        self.table.value = (
-            html_table(header, rows, caption=self._compare_title(len(runs)))
-            if runs
-            else f"<i>no {self._compare_words()} in {html.escape(str(self.runs_root))} yet</i>"
-        )
+        if runs:
+            self.table.value = html_table(header, rows, caption=self._compare_title(len(runs)))
+        else:
+            others = len(list_runs(self.runs_root)) if self.compare.value != "all" else 0
+            hint = f" ({others} other run{'s' if others != 1 else ''} there: choose which under compare)" if others else ""
+            self.table.value = f"<i>no {self._compare_words()} in {html.escape(str(self.runs_root))} yet{hint}</i>"
 
     def _compare_words(self) -> str:
         return {"session": f"runs of {self.recipe.name} in this session",
                 "recipe": f"runs of {self.recipe.name}", "all": "runs"}[self.compare.value]
 
     def _compare_title(self, n: int) -> str:
-        return f"{n} {self._compare_words()}".replace(f"{n} runs", f"{n} run" if n == 1 else f"{n} runs", 1)
+        title = f"{n} {self._compare_words()}".replace(f"{n} runs", f"{n} run" if n == 1 else f"{n} runs", 1)
+        return f"{title} in {self.runs_root}" if self.compare.value == "all" else title
 
 
 # One colour per run, the same in both panels (plotly's default qualitative colours).
