@@ -740,7 +740,7 @@ JS_WATCH_STATUS = f"""i => {{
     if (now !== window.statusSeen[window.statusSeen.length - 1][1]) window.statusSeen.push([performance.now() - t0, now]);
   }}).observe(cell, {{subtree: true, childList: true, characterData: true}});
 }}"""
-STOP_SEEN_MS = 3000  # from the click on Stop to "stopping…" on the page, on 2 busy cores
+STOP_SEEN_MS = 8000  # click on Stop to "stopping…" on the page: 1-3.4 s seen with the tiny model on 2 busy cores
 
 
 def _overlap(a, b) -> bool:
