@@ -30,7 +30,7 @@ from workbench.figures import add_curves, curves_figure
 from workbench.formatting import duration, number
 from workbench.models.modules import POOLING_MODES
 from workbench.training.events import Done, Eval, Event, Preparing, RunHistory, Started, Step, format_event
-from workbench.training.runs import fresh_run_path, list_runs
+from workbench.training.runs import fresh_run_path, list_runs, settings_changes
 from workbench.widgets._common import Html, View, figure_widget, html_table
 
 if TYPE_CHECKING:
@@ -144,8 +144,6 @@ class LiveCurves(View):
             self.fig.data[0].y = list(self.history.losses)
 
     def _on_event(self, event: Event) -> None:
-        import time
-
         now = time.monotonic()
         if isinstance(event, Started):
             self._start_step = event.start_step
@@ -456,12 +454,12 @@ class TrainingDashboard(View):
         params = [Param(key, values=tuple(values)) for key, values in grid.items()]
         return SweepBoard(Sweep(recipe, params, out=out, **sweep_kwargs), background=self.background)
 
-    def compared_runs(self) -> list[Any]:
+    def compared_runs(self, runs: list[Any] | None = None) -> list[Any]:
         """The runs the comparison shows (oldest first), as :attr:`compare` says: ``"session"``, the
         runs of this recipe started since this Python process imported the workbench (a notebook's
         session, the runs of earlier cells included); ``"recipe"``, every run of this recipe in
         ``runs_root``; ``"all"``, every run there (a distillation run too)."""
-        runs = list_runs(self.runs_root)
+        runs = list_runs(self.runs_root) if runs is None else runs
         which = self.compare.value
         if which != "all":
             runs = [r for r in runs if r.config.get("recipe", {}).get("name") == self.recipe.name]
@@ -474,7 +472,8 @@ class TrainingDashboard(View):
         settings and scores. Each run is named by what it changed from the dashboard's recipe
         ("scale 5"), keeps one colour in both panels, and shows its points even when it logged
         only one; "last step" is where the run ended."""
-        runs = self.compared_runs()
+        every = list_runs(self.runs_root)
+        runs = self.compared_runs(every)
         base = self.recipe.to_dict()
         # A run without its recipe in config.json (an older version's) is named by its folder.
         labels = unique_labels([changes_label(r.config["recipe"], base) if isinstance(r.config.get("recipe"), dict)
@@ -517,7 +516,7 @@ class TrainingDashboard(View):
         if runs:
             self.table.value = html_table(header, rows, caption=self._compare_title(len(runs)))
         else:
-            others = len(list_runs(self.runs_root)) if self.compare.value != "all" else 0
+            others = len(every) if self.compare.value != "all" else 0
             hint = f" ({others} other run{'s' if others != 1 else ''} there: choose which under compare)" if others else ""
             self.table.value = f"<i>no {self._compare_words()} in {html.escape(str(self.runs_root))} yet{hint}</i>"
 
@@ -539,23 +538,6 @@ _FIELD_NAMES = {"train.lr": "lr", "train.batch_size": "batch", "train.max_steps"
                 "model.pooling": "pooling", "model.keep_layers": "layers", "model.max_seq_length": "max_seq_length"}
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"train.lr": 1e-4, "data.snli-triplets.limit": 2000, ...}`` of a recipe's dict (``data``
-    entries by their name, lists such as ``keep_layers`` kept whole)."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    if prefix == "data." and isinstance(value, list):
-        out = {}
-        for i, entry in enumerate(value):
-            name = entry.get("name", str(i)) if isinstance(entry, dict) else str(i)
-            out.update(_flatten(entry, f"data.{name}."))
-        return out
-    return {prefix[:-1]: value}
-
-
 def changes_label(recipe: dict[str, Any], base: dict[str, Any]) -> str:
     """What a run's recipe (its config.json ``recipe``) changed from ``base``, for a legend.
 
@@ -570,20 +552,13 @@ def changes_label(recipe: dict[str, Any], base: dict[str, Any]) -> str:
     """
     if recipe.get("name") != base.get("name"):  # another recipe: its name says more than a list of changes
         return str(recipe.get("name") or "a run without a recipe")
-    mine, theirs = _flatten(recipe), _flatten(base)
     parts = []
-    for key in dict.fromkeys([*mine, *theirs]):
-        if key in ("name", "description") or mine.get(key, _MISSING) == theirs.get(key, _MISSING):
-            continue
-        value = mine.get(key, _MISSING)
-        shown = "unset" if value is _MISSING or value is None else (
+    for key, (_, value) in settings_changes({"recipe": base}, {"recipe": recipe}).items():
+        shown = "unset" if value is None else (
             ",".join(str(v) for v in value) if isinstance(value, list) else _fmt(value) if isinstance(value, float)
             else str(value))
         parts.append(f"{_FIELD_NAMES.get(key, key)} {shown}")
     return " · ".join(parts) or "the recipe's settings"
-
-
-_MISSING = object()
 
 
 def unique_labels(labels: list[str]) -> list[str]:
