@@ -218,6 +218,17 @@ def test_widget_draws_every_encoder_the_front_and_the_table():
     assert "Pareto front: " in w.status.value
 
 
+def test_widget_measured_before_display_is_sent_whole_when_displayed():
+    # Measured in the cell that shows it: the browser must get the figure as it is now, not as it
+    # was created plus changes it may have missed (the CI browser once drew the empty first state).
+    w = SpeedQualityMap({"chars": chars, "noise": noise}, (S1, S2, GOLD), repeats=1)
+    w.measure()
+    assert w.fig._widget_data[0].get("text", []) == []  # plotly only sent the changes
+    w._repr_mimebundle_()
+    assert sorted(w.fig._widget_data[0]["text"]) == ["chars", "noise"]
+    assert w.fig._widget_layout["title"]["text"].startswith("speed vs quality on")
+
+
 def test_widget_button_measures_in_a_thread_and_a_failure_is_shown():
     def broken(texts):
         raise RuntimeError("this encoder is broken")

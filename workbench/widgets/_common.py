@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import html
 import numbers
@@ -384,7 +385,33 @@ class View:
         return self.log.errors
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        resend_figures(self.widget)
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def resend_figures(widget: Any) -> int:
+    """Send each plotly ``FigureWidget`` inside ``widget`` whole to the browser; how many there were.
+
+    A figure changed between its creation and its display (a map measured in the cell that shows
+    it) reaches the browser as its first state plus the changes since; changes that arrive before
+    the browser has loaded the figure's code are lost there, and the figure is drawn as it was
+    created. Plotly resends the whole figure when a ``FigureWidget`` is displayed by itself, but not
+    when it is inside a box: the workbench's views do it for their figures when displayed.
+    """
+    import plotly.graph_objects as go
+
+    seen, stack, count = set(), [widget], 0
+    while stack:
+        w = stack.pop()
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        if isinstance(w, go.FigureWidget):
+            w._widget_layout = copy.deepcopy(w._layout_obj._props)
+            w._widget_data = copy.deepcopy(w._data)
+            count += 1
+        stack.extend(getattr(w, "children", ()) or ())
+    return count
 
 
 class Html(str):
