@@ -43,8 +43,17 @@ from workbench.encoding import as_encode_fn
 CHUNK_SIZE = 4096
 _FORMAT = "workbench-corpus-v2"  # v2: sha256 chunk digests (workbench.digest)
 _END = object()
-_TEXT_SUFFIXES = {".txt": "txt", ".text": "txt", ".tsv": "tsv", ".tab": "tsv", ".csv": "csv",
-                  ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_TEXT_SUFFIXES = {
+    ".txt": "txt",
+    ".text": "txt",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 @dataclass(frozen=True)
@@ -166,18 +175,28 @@ def encode_corpus(
     partial, progress_path = _side_files(out)
     settings = {"normalize": bool(normalize), "precision": precision, "prompt_name": prompt_name}
     dim = _embedding_dim(model, settings)
-    header = {"format": _FORMAT, "rows": n, "dim": dim, "chunk_size": chunk_size,
-              "model": _model_key(model), "settings": settings}
+    header = {
+        "format": _FORMAT,
+        "rows": n,
+        "dim": dim,
+        "chunk_size": chunk_size,
+        "model": _model_key(model),
+        "settings": settings,
+    }
     if n == 0:
         with open(partial, "wb") as fh:
             np.save(fh, np.zeros((0, dim), dtype=np.float32))
         os.replace(partial, out)
-        return CorpusResult(path=out, rows=0, dim=dim, encoded=0, reused=0, seconds=time.perf_counter() - t0, workers=0)
+        return CorpusResult(
+            path=out, rows=0, dim=dim, encoded=0, reused=0, seconds=time.perf_counter() - t0, workers=0
+        )
     n_chunks = -(-n // chunk_size)
     workers = _worker_devices(devices, num_workers, n_chunks)
     if len(workers) > 1 and not texts.rereadable:
-        raise ValueError("an iterator can be read only once, so it cannot be split across processes; "
-                         "pass a list, a dataset or a file, or num_workers=1")
+        raise ValueError(
+            "an iterator can be read only once, so it cannot be split across processes; "
+            "pass a list, a dataset or a file, or num_workers=1"
+        )
     done, offset = _open_partial(partial, progress_path, header, resume)  # {chunk: digest} already on disk
 
     from tqdm.auto import tqdm
@@ -193,13 +212,28 @@ def encode_corpus(
             state["done"][chunk] = digest
             _write_progress(progress_path, header, state["done"])
         bar.update(rows)
-        event = ChunkDone(chunk=chunk, rows=rows, encoded=encoded, done=state["rows_done"], total=n,
-                          elapsed_s=time.perf_counter() - t0)
+        event = ChunkDone(
+            chunk=chunk,
+            rows=rows,
+            encoded=encoded,
+            done=state["rows_done"],
+            total=n,
+            elapsed_s=time.perf_counter() - t0,
+        )
         for cb in callbacks:
             cb(event)
 
-    job = _Job(source=texts, partial=str(partial), offset=offset, rows=n, dim=dim, chunk_size=chunk_size,
-               batch_size=batch_size, settings=settings, done=done)
+    job = _Job(
+        source=texts,
+        partial=str(partial),
+        offset=offset,
+        rows=n,
+        dim=dim,
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        settings=settings,
+        done=done,
+    )
     try:
         if len(workers) == 1:
             _encode_share(model, job, 0, 1, workers[0], record)
@@ -211,8 +245,15 @@ def encode_corpus(
         raise RuntimeError(f"{state['rows_done']} of {n} texts were written; run again to finish")
     os.replace(partial, out)
     progress_path.unlink(missing_ok=True)
-    return CorpusResult(path=out, rows=n, dim=dim, encoded=state["encoded"], reused=state["reused"],
-                        seconds=time.perf_counter() - t0, workers=len(workers))
+    return CorpusResult(
+        path=out,
+        rows=n,
+        dim=dim,
+        encoded=state["encoded"],
+        reused=state["reused"],
+        seconds=time.perf_counter() - t0,
+        workers=len(workers),
+    )
 
 
 # ----- reading texts a chunk at a time -----------------------------------------------------------
@@ -241,14 +282,20 @@ class TextSource:
             self.path = Path(source).expanduser()
             self.kind = _TEXT_SUFFIXES.get(self.path.suffix.lower())
             if self.kind is None:
-                raise ValueError(f"{self.path}: unknown file type; use .txt (one text per line), "
-                                 f".tsv, .csv, .jsonl or .parquet")
+                raise ValueError(
+                    f"{self.path}: unknown file type; use .txt (one text per line), "
+                    f".tsv, .csv, .jsonl or .parquet"
+                )
             if not self.path.is_file():
                 from workbench.data import DataError
 
                 raise DataError(f"{self.path}: no such file")
             self._n = self._count_file() if total is None else int(total)
-        elif hasattr(source, "column_names") and hasattr(source, "__len__") and hasattr(source, "select_columns"):
+        elif (
+            hasattr(source, "column_names")
+            and hasattr(source, "__len__")
+            and hasattr(source, "select_columns")
+        ):
             self.kind = "dataset"  # a datasets.Dataset: random access to any chunk
             self.column = _pick_column(list(source.column_names), column, "the dataset")
             self.obj = source.select_columns([self.column])
@@ -288,7 +335,9 @@ class TextSource:
         where = str(self.path) if self.path is not None else type(self.obj).__name__
         return f"TextSource({self.kind}: {where}, {self._n} texts)"
 
-    def chunks(self, chunk_size: int, wanted: Callable[[int], bool] | None = None) -> Iterator[tuple[int, list[str]]]:
+    def chunks(
+        self, chunk_size: int, wanted: Callable[[int], bool] | None = None
+    ) -> Iterator[tuple[int, list[str]]]:
         """``(index, texts)`` of each chunk that ``wanted`` accepts (all by default), in order.
 
         Lists and datasets read only the wanted chunks; streams are read through, holding one
@@ -309,7 +358,9 @@ class TextSource:
             a, b = c * chunk_size, min((c + 1) * chunk_size, n)
             part = list(itertools.islice(stream, b - a))
             if len(part) < b - a:
-                raise ValueError(f"{self!r} ended after {a + len(part)} texts; {n} were counted (did it change?)")
+                raise ValueError(
+                    f"{self!r} ended after {a + len(part)} texts; {n} were counted (did it change?)"
+                )
             if want(c):
                 yield c, _checked(part, a)
         if next(stream, _END) is not _END:
@@ -366,11 +417,15 @@ class TextSource:
                         index = header.index(_pick_column(header, self.column, str(self.path)))
                         continue
                     if len(fields) != len(header):
-                        raise DataError(f"{self.path}, line {reader.line_num}: expected {len(header)} fields "
-                                        f"({', '.join(header)}), found {len(fields)}")
+                        raise DataError(
+                            f"{self.path}, line {reader.line_num}: expected {len(header)} fields "
+                            f"({', '.join(header)}), found {len(fields)}"
+                        )
                     yield fields[index]
             except csv.Error as err:
-                raise DataError(f"{self.path}, line {reader.line_num}: malformed {self.kind.upper()}: {err}") from None
+                raise DataError(
+                    f"{self.path}, line {reader.line_num}: malformed {self.kind.upper()}: {err}"
+                ) from None
 
     def _jsonl(self) -> Iterator[Any]:
         from workbench.data import DataError
@@ -384,7 +439,9 @@ class TextSource:
                 except json.JSONDecodeError as err:
                     raise DataError(f"{self.path}, line {number}: invalid JSON: {err.msg}") from None
                 if not isinstance(obj, dict) or self.column not in obj:
-                    raise DataError(f"{self.path}, line {number}: expected an object with a {self.column!r} field")
+                    raise DataError(
+                        f"{self.path}, line {number}: expected an object with a {self.column!r} field"
+                    )
                 yield obj[self.column]
 
     def _parquet(self, batch: int) -> Iterator[Any]:
@@ -426,7 +483,9 @@ def _side_files(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".progress.json")
 
 
-def _open_partial(partial: Path, progress_path: Path, header: dict[str, Any], resume: bool) -> tuple[dict[int, str], int]:
+def _open_partial(
+    partial: Path, progress_path: Path, header: dict[str, Any], resume: bool
+) -> tuple[dict[int, str], int]:
     """The chunks an interrupted run left on disk ({} when starting over) and the data offset of
     the partial .npy, which exists after this."""
     if resume and partial.is_file() and progress_path.is_file():
@@ -442,9 +501,14 @@ def _open_partial(partial: Path, progress_path: Path, header: dict[str, Any], re
         if fits and same:
             return {int(c): str(d) for c, d in record.get("done", {}).items()}, offset
         changed = sorted(k for k in header if record.get(k) != header[k]) or ["the partial file"]
-        warnings.warn(f"{partial} was written with other settings ({', '.join(changed)} differ); starting over",
-                      UserWarning, stacklevel=3)
-    mm = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(header["rows"], header["dim"]))
+        warnings.warn(
+            f"{partial} was written with other settings ({', '.join(changed)} differ); starting over",
+            UserWarning,
+            stacklevel=3,
+        )
+    mm = np.lib.format.open_memmap(
+        partial, mode="w+", dtype=np.float32, shape=(header["rows"], header["dim"])
+    )
     offset = mm.offset
     del mm  # a sparse file of the full size; chunks map their own rows
     _write_progress(progress_path, header, {})
@@ -458,7 +522,9 @@ def _write_progress(path: Path, header: dict[str, Any], done: dict[int, str]) ->
 
 def _write_rows(partial: str, offset: int, start: int, emb: np.ndarray) -> None:
     """Write ``emb`` into rows ``start..`` of the .npy (data from byte ``offset``) through a map of just those rows."""
-    rows = np.memmap(partial, dtype=np.float32, mode="r+", offset=offset + start * emb.shape[1] * 4, shape=emb.shape)
+    rows = np.memmap(
+        partial, dtype=np.float32, mode="r+", offset=offset + start * emb.shape[1] * 4, shape=emb.shape
+    )
     rows[:] = emb
     rows.flush()
     del rows  # unmapped: pages written so far never add up in this process's memory
@@ -498,11 +564,22 @@ def _model_key(model: Any) -> str:
     return h.hexdigest()[:32]
 
 
-def _encoder(model: Any, batch_size: int, settings: dict[str, Any], device: str | None) -> Callable[[list[str]], np.ndarray]:
+def _encoder(
+    model: Any, batch_size: int, settings: dict[str, Any], device: str | None
+) -> Callable[[list[str]], np.ndarray]:
     if _is_workbench_model(model):
+
         def encode(texts: list[str]) -> np.ndarray:
-            return model.encode(texts, batch_size=batch_size, normalize=settings["normalize"], device=device,
-                                progress=False, precision=settings["precision"], prompt_name=settings["prompt_name"])
+            return model.encode(
+                texts,
+                batch_size=batch_size,
+                normalize=settings["normalize"],
+                device=device,
+                progress=False,
+                precision=settings["precision"],
+                prompt_name=settings["prompt_name"],
+            )
+
         return encode
     if device is not None and isinstance(model, torch.nn.Module):
         model.to(device)
@@ -513,6 +590,7 @@ def _encoder(model: Any, batch_size: int, settings: dict[str, Any], device: str 
     def normalized(texts: list[str]) -> np.ndarray:
         emb = fn(texts)
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
     return normalized
 
 
@@ -532,8 +610,14 @@ class _Job:
     done: dict[int, str]
 
 
-def _encode_share(model: Any, job: _Job, rank: int, world: int, device: str | None,
-                  report: Callable[[int, str, int, bool], None]) -> None:
+def _encode_share(
+    model: Any,
+    job: _Job,
+    rank: int,
+    world: int,
+    device: str | None,
+    report: Callable[[int, str, int, bool], None],
+) -> None:
     """Encode chunks ``rank, rank + world, ...``, skipping those already on disk with the same texts."""
     encode = _encoder(model, job.batch_size, job.settings, device)
     for c, texts in job.source.chunks(job.chunk_size, wanted=lambda c: c % world == rank):
@@ -543,8 +627,10 @@ def _encode_share(model: Any, job: _Job, rank: int, world: int, device: str | No
             continue
         emb = np.asarray(encode(texts), dtype=np.float32)  # (chunk, dim)
         if emb.shape != (len(texts), job.dim):
-            raise ValueError(f"the encoder returned shape {emb.shape} for {len(texts)} texts; expected "
-                             f"({len(texts)}, {job.dim})")
+            raise ValueError(
+                f"the encoder returned shape {emb.shape} for {len(texts)} texts; expected "
+                f"({len(texts)}, {job.dim})"
+            )
         _write_rows(job.partial, job.offset, c * job.chunk_size, emb)
         rows = len(texts)
         del texts, emb
@@ -592,8 +678,9 @@ def _worker_devices(devices: Sequence[str | int] | None, num_workers: int, n_chu
     return found[: max(1, n_chunks)]  # no idle processes for a small corpus
 
 
-def _run_workers(model: Any, job: _Job, devices: list[str | None],
-                 record: Callable[[int, str, int, bool], None]) -> None:
+def _run_workers(
+    model: Any, job: _Job, devices: list[str | None], record: Callable[[int, str, int, bool], None]
+) -> None:
     """Spawn one process per device; this process keeps the only record of progress."""
     import torch.multiprocessing as mp
 
@@ -601,8 +688,12 @@ def _run_workers(model: Any, job: _Job, devices: list[str | None],
     messages = ctx.Queue()
     on_cpu = all(d is None or str(d).startswith("cpu") for d in devices)
     threads = max(1, torch.get_num_threads() // len(devices)) if on_cpu else 0
-    procs = [ctx.Process(target=_worker, args=(model, job, rank, len(devices), dev, threads, messages), daemon=True)
-             for rank, dev in enumerate(devices)]
+    procs = [
+        ctx.Process(
+            target=_worker, args=(model, job, rank, len(devices), dev, threads, messages), daemon=True
+        )
+        for rank, dev in enumerate(devices)
+    ]
     for p in procs:
         p.start()
     finished = 0
@@ -613,15 +704,19 @@ def _run_workers(model: Any, job: _Job, devices: list[str | None],
             except queue.Empty:
                 dead = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode not in (None, 0)]
                 if dead:
-                    raise RuntimeError(f"encode_corpus worker {dead[0][0]} died (exit code {dead[0][1]}); "
-                                       "the chunks written so far are kept: run again to resume") from None
+                    raise RuntimeError(
+                        f"encode_corpus worker {dead[0][0]} died (exit code {dead[0][1]}); "
+                        "the chunks written so far are kept: run again to resume"
+                    ) from None
                 continue
             if msg[0] == "chunk":
                 record(*msg[1:])
             elif msg[0] == "finished":
                 finished += 1
             else:
-                raise RuntimeError(f"encode_corpus worker {msg[1]} ({devices[msg[1]] or 'cpu'}) failed:\n{msg[2]}")
+                raise RuntimeError(
+                    f"encode_corpus worker {msg[1]} ({devices[msg[1]] or 'cpu'}) failed:\n{msg[2]}"
+                )
     finally:
         for p in procs:
             if p.is_alive() and finished < len(procs):
@@ -629,12 +724,73 @@ def _run_workers(model: Any, job: _Job, devices: list[str | None],
             p.join()
 
 
-def _worker(model: Any, job: _Job, rank: int, world: int, device: str | None, threads: int, messages: Any) -> None:
+def _worker(
+    model: Any, job: _Job, rank: int, world: int, device: str | None, threads: int, messages: Any
+) -> None:
     if threads:
         torch.set_num_threads(threads)
     try:
-        _encode_share(model, job, rank, world, device,
-                      lambda c, digest, rows, encoded: messages.put(("chunk", c, digest, rows, encoded)))
+        _encode_share(
+            model,
+            job,
+            rank,
+            world,
+            device,
+            lambda c, digest, rows, encoded: messages.put(("chunk", c, digest, rows, encoded)),
+        )
         messages.put(("finished", rank))
     except BaseException:
         messages.put(("error", rank, traceback.format_exc()))
+
+
+# ----- embeddings kept on disk for a view ---------------------------------------------------------
+def cached_embeddings(
+    model: Any, texts: Sequence[str], path: str | os.PathLike[str], **kwargs: Any
+) -> np.ndarray:
+    """The embeddings of ``texts``, read from ``path`` when it holds them for this model, else encoded there.
+
+    :func:`encode_corpus` writes ``path`` (streamed, resumable); a small ``path + ".json"``
+    records which texts and model it holds (digests). A re-opened notebook with the same texts
+    and model reads the file instead of encoding again; other texts or a changed model encode
+    anew.
+
+    Args:
+        model: as for :func:`encode_corpus`.
+        texts: the texts.
+        path: the ``.npy`` file.
+        **kwargs: for :func:`encode_corpus` (``batch_size``, ``normalize``, ...).
+
+    Returns:
+        A read-only memory map ``(len(texts), dim)``.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/e.npy"
+        >>> calls = []
+        >>> enc = lambda t: calls.append(len(t)) or [[len(s), 1.0] for s in t]
+        >>> cached_embeddings(enc, ["a", "bb"], path).tolist()
+        [[1.0, 1.0], [2.0, 1.0]]
+        >>> calls_before = len(calls)
+        >>> cached_embeddings(enc, ["a", "bb"], path).tolist(), len(calls) == calls_before  # read, not encoded
+        ([[1.0, 1.0], [2.0, 1.0]], True)
+    """
+    out = Path(path).expanduser()
+    stamp_path = out.with_name(out.name + ".json")
+    stamp = {
+        "format": "workbench-cached-embeddings-v1",
+        "texts": texts_digest(list(texts)),
+        "rows": len(texts),
+        "model": _model_key(model),
+        "settings": {k: repr(v) for k, v in sorted(kwargs.items())},
+    }
+    if out.is_file() and stamp_path.is_file():
+        try:
+            if json.loads(stamp_path.read_text()) == stamp:
+                return np.load(out, mmap_mode="r")
+        except (OSError, ValueError):
+            pass  # unreadable: encode again
+    stamp_path.unlink(missing_ok=True)
+    kwargs.setdefault("progress", len(texts) > CHUNK_SIZE)
+    result = encode_corpus(model, list(texts), out, resume=True, **kwargs)
+    atomic_write_text(stamp_path, json.dumps(stamp))
+    return result.array()

@@ -11,6 +11,8 @@ computed are kept, so returning to a slider value is instant.
 
 from __future__ import annotations
 
+import html
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +22,14 @@ import ipywidgets as widgets
 import numpy as np
 from plotly.graph_objects import FigureWidget  # noqa: F401 - not lazily: its import takes seconds, once
 
-from workbench.figures import WEBGL_ABOVE, group_indices, hover_texts, projection_figure, scatter_trace
+from workbench.figures import (
+    MAX_GROUPS,
+    WEBGL_ABOVE,
+    group_indices,
+    hover_texts,
+    projection_figure,
+    scatter_trace,
+)
 from workbench.formatting import duration
 from workbench.projection import MIN_UMAP_POINTS, Projection
 from workbench.widgets._common import (
@@ -35,6 +44,8 @@ from workbench.widgets._common import (
 )
 
 _CACHED_LAYOUTS = 16
+_SELECTION_ROWS = 20  # rows of a selection shown in its table (all of them are in selected_rows())
+_CLUSTER_COLUMN = "cluster"
 
 
 class Layout(NamedTuple):
@@ -55,11 +66,30 @@ class Projector(View):
     "matches" and "selected" traces. Clicking a point lists its nearest neighbours (from the
     kNN graph, with cosine similarity) in ``neighbors``.
 
+    Large corpora (tested to 100,000 points): above 2,000 points the points are drawn with WebGL,
+    above 20,000 the kNN graph is approximate (faiss HNSW) and UMAP starts from the PCA view; the
+    status line says what is being computed (kNN graph → layout → clusters), how far it is and,
+    for the graph, what is left. ``cache="corpus.npy"`` keeps the embeddings on disk (written by
+    :func:`workbench.corpus.encode_corpus`), so the same texts and model are not encoded again.
+
+    Clusters (``clusters=True``): HDBSCAN on each UMAP layout (:mod:`workbench.clusters`), each
+    named by its most distinctive words; the names are drawn at the clusters' centres, "cluster"
+    joins the colour choices, and ``cluster_table`` lists sizes and example texts. Select points
+    with the box or lasso tool: ``selection_table`` shows them and :meth:`selected_rows` returns
+    them (every column) as a DataFrame. :meth:`export_html` writes the map as one HTML file that
+    opens offline.
+
     Args:
         encoder: a workbench model, a SentenceTransformer or a function ``texts -> array``;
             may be ``None`` when ``embeddings`` is given.
-        texts: the texts to show.
-        labels: one label per text, or ``{"column": labels, ...}`` to choose from.
+        texts: the texts to show: a list, or a pandas ``DataFrame`` / ``datasets.Dataset`` whose
+            ``text_column`` holds them (every other column can colour and filter the map).
+        labels: one label per text, or ``{"column": labels, ...}`` to choose from (numbers with
+            more than 20 distinct values are shown in 8 ranges).
+        text_column: the text column of a table (by default ``text``, ``sentence`` or its only
+            string column).
+        clusters: find and name clusters on each UMAP layout.
+        cache: a ``.npy`` path to keep the embeddings in (see above); ignored with ``embeddings``.
         method: the view to show first, ``"umap"`` or ``"pca"``.
         dim: 2 or 3.
         embeddings: already computed ``(n, d)`` embeddings of ``texts`` (the encoder is then
@@ -78,7 +108,9 @@ class Projector(View):
     Raises:
         TypeError: ``texts`` is unordered (a set, a dict) or holds a non-string, or a label is
             neither a string nor a number (named by index).
-        ValueError: ``texts`` is empty, or a labels column's length differs from it.
+        ValueError: ``texts`` is empty, a labels column's length differs from it, a table has no
+            such ``text_column``, an embedding row holds NaN or infinity (rows named).
+        MemoryError: the map would need more memory than the machine has (said before trying).
 
     Example:
         >>> import numpy as np
@@ -108,17 +140,42 @@ class Projector(View):
         metric: str = "cosine",
         k: int = 10,
         title: str = "",
+        text_column: str | None = None,
+        clusters: bool = False,
+        cache: str | None = None,
     ) -> None:
         super().__init__()
+        texts, table = _table_input(texts, text_column)
         self.texts = widget_texts(texts, "texts", "Projector")
         n = len(self.texts)
         if method not in ("umap", "pca") or dim not in (2, 3):
             raise ValueError(f"method must be 'umap' or 'pca' and dim 2 or 3, got {method!r}, {dim!r}")
-        emb = np.asarray(embeddings if embeddings is not None else EmbeddingCache(encoder)(self.texts))
-        if emb.shape[0] != n:
-            raise ValueError(f"{emb.shape[0]} embeddings for {n} texts")
+        self.table = table  # the table given as texts (DataFrame or Dataset), else None
+        if embeddings is not None:
+            emb = np.asarray(embeddings)
+        elif cache is not None:
+            from workbench.corpus import cached_embeddings
+
+            emb = cached_embeddings(encoder, self.texts, cache)
+        else:
+            emb = np.asarray(EmbeddingCache(encoder)(self.texts))
+        if emb.ndim != 2 or emb.shape[0] != n:
+            raise ValueError(f"{emb.shape[0] if emb.ndim else 0} embeddings for {n} texts")
+        check_memory(n, emb.shape[1], max_neighbors)
         self.projection = Projection(emb, metric=metric, max_neighbors=max_neighbors)
         self.columns = _label_columns(labels, n)
+        if table is not None:
+            for name, values in _table_columns(table, text_column_of(table, text_column)).items():
+                self.columns.setdefault(name, values)
+            if labels is None and len(self.columns) > 1:
+                self.columns.pop("")  # the table's columns colour it
+        self.find_clusters = clusters
+        self.clusters = None  # the Clusters of the layout on screen (workbench.clusters)
+        self._clusters_by_layout: dict[Layout, Any] = {}
+        self.selection = np.zeros(0, dtype=np.int64)
+        self._selection_parts: dict[int, np.ndarray] = {}
+        self.visible: np.ndarray | None = None  # a filter: the points shown (None: all)
+        self.duplicates = n - len(set(self.texts))
         self.seed, self.n_epochs, self.k = seed, n_epochs, k
         self.umap_runs = 0
         self.coords = self.projection.pca(dim)  # (n, dim), what is on screen
@@ -135,7 +192,9 @@ class Projector(View):
 
         top = max(2, min(max_neighbors, n - 1))
         self.method_control = widgets.ToggleButtons(options=["pca", "umap"], value=method, description="view")
-        self.dim_control = widgets.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dim, description="dim")
+        self.dim_control = widgets.ToggleButtons(
+            options=[("2-D", 2), ("3-D", 3)], value=dim, description="dim"
+        )
         once = dict(continuous_update=False)  # one layout when the slider is released, not per pixel
         value = min(max(n_neighbors, 2), top)
         self.n_neighbors = widgets.IntSlider(value=value, min=2, max=top, description="n_neighbors", **once)
@@ -147,9 +206,23 @@ class Projector(View):
         self.color_by = (
             widgets.Dropdown(options=names, value=names[0], description="colour") if len(names) > 1 else None
         )
+        if clusters and self.color_by is None:
+            self.color_by = widgets.Dropdown(options=names, value=names[0], description="colour")
+        self.filter_by = widgets.Dropdown(
+            options=["(all points)", *[c for c in names if c]], description="show only"
+        )
+        self.filter_value = widgets.Dropdown(
+            options=[], description="=", layout=widgets.Layout(width="260px")
+        )
+        self.filter_value.layout.display = "none"
         self.status = widgets.HTML()
         self.neighbors = widgets.HTML("<i>click a point to list its nearest neighbours</i>")
+        self.cluster_table = widgets.HTML()
+        self.selection_table = widgets.HTML(
+            "<i>select points with the box or lasso tool (top right of the map) to list them here</i>"
+        )
         self.fig = figure_widget(projection_figure(np.zeros((0, 2)), [], title=title))  # traces: _rebuild
+        self.fig.layout.dragmode = "pan" if n > WEBGL_ABOVE else "zoom"
         self.webgl = n > WEBGL_ABOVE
 
         guard = self.log.guard
@@ -158,9 +231,19 @@ class Projector(View):
         self.search.observe(guard(lambda change: self.highlight(change["new"]), "search"), names=["value"])
         if self.color_by is not None:
             self.color_by.observe(guard(lambda change: self._rebuild(), "colour"), names=["value"])
-        rows = [[self.method_control, self.dim_control], [self.n_neighbors, self.min_dist], [self.search, self.color_by]]
+        self.filter_by.observe(guard(lambda change: self._filter_column_chosen(), "filter"), names=["value"])
+        self.filter_value.observe(
+            guard(lambda change: self._filter_value_chosen(), "filter"), names=["value"]
+        )
+        rows = [
+            [self.method_control, self.dim_control], [self.n_neighbors, self.min_dist],
+            [self.search, self.color_by], [self.filter_by, self.filter_value],
+        ]  # fmt: skip
         self.controls = widgets.VBox([widgets.HBox([c for c in row if c is not None]) for row in rows])
-        self.widget = widgets.VBox([self.controls, self.status, self.fig, self.neighbors, self.log.output])
+        self.widget = widgets.VBox([
+            self.controls, self.status, self.fig, self.cluster_table, self.neighbors, self.selection_table,
+            self.log.output,
+        ])  # fmt: skip
         self._rebuild()
         guard(self.refresh, "umap")()
 
@@ -183,6 +266,28 @@ class Projector(View):
         self.status.value = f"<i>{self._describe()} · computing UMAP {_params_text(params)}…</i>"
         self._job.submit(params)  # in the background; the latest request wins
 
+    def _say(self, stage: str) -> None:
+        self.status.value = f"<i>{self._describe()}{self._size_note()} · {stage}</i>"
+
+    def _size_note(self) -> str:
+        n = self.projection.n
+        return f" · {n:,} points" if n > WEBGL_ABOVE else ""
+
+    def _knn_progress(self, start: float) -> Callable[[int, int], None]:
+        kind = "approximate (faiss HNSW)" if self.projection.approximate else "exact"
+        last = [0.0]
+
+        def report(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if now - last[0] < 0.5 and done < total:
+                return
+            last[0] = now
+            spent = now - start
+            left = f" · ~{duration(spent * (total - done) / done)} left" if 0 < done < total else ""
+            self._say(f"1/3 kNN graph, {kind}: {done / total:.0%}{left}")
+
+        return report
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no UMAP layout is being computed; ``False`` on timeout."""
         return self._job.wait(timeout)
@@ -197,19 +302,34 @@ class Projector(View):
             return
         # A slider moved: continue from the layout on screen instead of starting over.
         warm = self.shown == "umap" and self.coords.shape[1] == params.dim
+        if not self.projection.has_knn(params.n_neighbors):
+            self.projection.knn(params.n_neighbors, on_progress=self._knn_progress(start))
+        epochs = max(50, self.n_epochs // 2) if warm else self.n_epochs
+        self._say(f"2/3 UMAP layout {_params_text(params)}, {epochs} epochs…")
         coords = self.projection.umap(
             params.dim,
             params.n_neighbors,
             params.min_dist,
             seed=self.seed,
             n_epochs=max(50, self.n_epochs // 2) if warm else self.n_epochs,
-            init=self.coords if warm else "spectral",
+            init=self.coords if warm else "auto",
         )
         self.umap_runs += 1
         if len(self._layouts) >= _CACHED_LAYOUTS:
-            self._layouts.pop(next(iter(self._layouts)))
+            gone = next(iter(self._layouts))
+            self._layouts.pop(gone)
+            self._clusters_by_layout.pop(gone, None)
         self._layouts[params] = coords
-        if not self._job.superseded() and self.method_control.value == "umap" and self.layout_params() == params:
+        if self.find_clusters and params.dim == 2:
+            self._say("3/3 clusters (HDBSCAN) and their names…")
+            from workbench.clusters import cluster_map
+
+            self._clusters_by_layout[params] = cluster_map(self.texts, coords)
+        if (
+            not self._job.superseded()
+            and self.method_control.value == "umap"
+            and self.layout_params() == params
+        ):
             self._show(coords, "umap", params, seconds=time.perf_counter() - start)
 
     def label_column(self) -> list[str]:
@@ -223,6 +343,10 @@ class Projector(View):
         with self._fig_lock:
             rebuild = coords.shape[1] != self.coords.shape[1]
             self.coords, self.shown, self._shown_params = coords, kind, params
+            found = self._clusters_by_layout.get(params) if params is not None else None
+            if found is not None and found is not self.clusters:
+                self._set_clusters(found)
+                rebuild = rebuild or (self.color_by is not None and self.color_by.value == _CLUSTER_COLUMN)
             if rebuild:
                 self._rebuild()
             else:
@@ -231,7 +355,9 @@ class Projector(View):
                         _set_xyz(trace, coords[idx])
                     self._draw_overlays()
         took = f" · {duration(seconds)}" if seconds is not None else ""
-        self.status.value = f"{self._describe()}{took}"
+        found = f" · {len(self.clusters)} clusters" if self.clusters is not None and kind == "umap" else ""
+        dup = f" · {self.duplicates:,} repeated texts" if self.duplicates else ""
+        self.status.value = f"{self._describe()}{self._size_note()}{found}{dup}{took}"
 
     def _describe(self) -> str:
         if self.shown == "pca" or self.projection.n < MIN_UMAP_POINTS:
@@ -243,7 +369,11 @@ class Projector(View):
         """Replace all traces (needed when the dimension or the colouring changes)."""
         with self._fig_lock:
             groups = group_indices(self.label_column())
+            if self.visible is not None:
+                groups = [(name, idx[self.visible[idx]]) for name, idx in groups]
+                groups = [(name, idx) for name, idx in groups if len(idx)]
             self._groups = [idx for _, idx in groups]
+            self._selection_parts = {}
             size = 14 if self.coords.shape[1] == 2 else 7
             ring = dict(size=size, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))
             traces = [self._scatter(name, idx) for name, idx in groups] + [
@@ -255,6 +385,8 @@ class Projector(View):
             self.fig.add_traces(traces)
             for trace in self.fig.data:
                 trace.on_click(self.log.guard(self._on_click, "click"))
+            for i, trace in enumerate(self.fig.data[: len(self._groups)]):
+                trace.on_selection(self.log.guard(self._selection_handler(i), "selection"))
             self.fig.layout.scene = dict(aspectmode="cube") if self.coords.shape[1] == 3 else {}
             with self.fig.batch_update():
                 self._draw_overlays()
@@ -271,6 +403,136 @@ class Projector(View):
             trace.customdata = idx
             trace.text = hover_texts(self.texts, idx)
         matches.name = f"matches ({len(self.matches)})"
+        self._draw_cluster_names()
+
+    def _draw_cluster_names(self) -> None:
+        """The cluster names at the clusters' centres on the current 2-D coordinates."""
+        if self.clusters is None or self.coords.shape[1] != 2:
+            self.fig.layout.annotations = []
+            return
+        labels = self.clusters.labels
+        notes = []
+        for c, name in self.clusters.names.items():
+            idx = np.flatnonzero(labels == c)
+            if self.visible is not None:
+                idx = idx[self.visible[idx]]
+            if not len(idx):
+                continue
+            x, y = np.median(self.coords[idx], axis=0)
+            notes.append(dict(
+                x=float(x), y=float(y), text=html.escape(name), showarrow=False, font=dict(size=13, color="#111"),
+                bgcolor="rgba(255,255,255,0.75)", borderpad=2,
+            ))  # fmt: skip
+        self.fig.layout.annotations = notes
+
+    def _set_clusters(self, found: Any) -> None:
+        self.clusters = found
+        self.columns[_CLUSTER_COLUMN] = found.label_column()
+        if self.color_by is not None and _CLUSTER_COLUMN not in self.color_by.options:
+            self.color_by.options = [*self.color_by.options, _CLUSTER_COLUMN]
+        if _CLUSTER_COLUMN not in self.filter_by.options:
+            self.filter_by.options = [*self.filter_by.options, _CLUSTER_COLUMN]
+        rows = found.rows(self.texts, examples=2)
+        noise = f" · {found.noise:,} points in no cluster" if found.noise else ""
+        caption = (
+            f"{len(found)} clusters found by HDBSCAN on the layout, named by their distinctive words{noise}"
+        )
+        self.cluster_table.value = html_table(["#", "name", "points", "texts near its centre"], rows, caption)
+
+    # ----- filters and selections -------------------------------------------------------------
+    def show_only(self, column: str | None, values: Sequence[Any] | None = None) -> int:
+        """Show only the points whose ``column`` is one of ``values`` (``None``: every point); how many.
+
+        Raises:
+            KeyError: no such column (the columns are named).
+        """
+        if column is None:
+            self.visible = None
+        else:
+            if column not in self.columns:
+                raise KeyError(f"no column {column!r}; the columns are {[c for c in self.columns if c]}")
+            wanted = {str(v) for v in (values or [])}
+            self.visible = np.array([v in wanted for v in self.columns[column]], dtype=bool)
+        self._rebuild()
+        return self.projection.n if self.visible is None else int(self.visible.sum())
+
+    def _filter_column_chosen(self) -> None:
+        column = self.filter_by.value
+        if column == "(all points)":
+            self.filter_value.layout.display = "none"
+            self.show_only(None)
+            return
+        values = [name for name, _ in group_indices(self.columns[column], max_groups=10_000)]
+        self.filter_value.options = values
+        self.filter_value.layout.display = None
+        if self.filter_value.value is not None:
+            self.show_only(column, [self.filter_value.value])
+
+    def _filter_value_chosen(self) -> None:
+        if self.filter_by.value != "(all points)" and self.filter_value.value is not None:
+            self.show_only(self.filter_by.value, [self.filter_value.value])
+
+    def _selection_handler(self, trace_index: int) -> Callable[[Any, Any, Any], None]:
+        def handle(trace: Any, points: Any, selector: Any) -> None:
+            idx = np.asarray(trace.customdata, dtype=np.int64)[np.asarray(points.point_inds, dtype=np.int64)]
+            self._selection_parts[trace_index] = idx
+            # plotly calls every trace's handler for one selection, the last trace's last.
+            if trace_index == len(self._groups) - 1:
+                chosen = [p for p in self._selection_parts.values() if len(p)]
+                self.set_selection(np.sort(np.concatenate(chosen)) if chosen else [])
+
+        return handle
+
+    def set_selection(self, indices: Sequence[int]) -> None:
+        """Select these points (as the box/lasso tool does) and list them in ``selection_table``."""
+        self.selection = np.asarray(indices, dtype=np.int64)
+        n = len(self.selection)
+        if n == 0:
+            self.selection_table.value = "<i>nothing selected</i>"
+            return
+        names = [c for c in self.columns if c]
+        rows = [
+            [int(i), self.texts[i], *[self.columns[c][i] for c in names]]
+            for i in self.selection[:_SELECTION_ROWS]
+        ]
+        more = f" (the first {_SELECTION_ROWS} shown; all in .selected_rows())" if n > _SELECTION_ROWS else ""
+        caption = f"{n:,} points selected{more}"
+        self.selection_table.value = html_table(["#", "text", *names], rows, caption)
+
+    def selected_rows(self) -> Any:
+        """The selected points as a pandas DataFrame: ``index``, ``text``, every column, ``x``/``y``."""
+        import pandas as pd
+
+        idx = self.selection
+        frame = pd.DataFrame({"index": idx, "text": [self.texts[i] for i in idx]})
+        for name in self.columns:
+            if name:
+                frame[name] = [self.columns[name][i] for i in idx]
+        frame["x"], frame["y"] = self.coords[idx, 0], self.coords[idx, 1]
+        return frame
+
+    # ----- sharing ----------------------------------------------------------------------------
+    def export_html(self, path: str, title: str | None = None) -> str:
+        """Write the map as it is shown (points, colours, cluster names, hover texts) to one HTML file.
+
+        The file holds plotly.js itself, so it opens offline, in any browser, without a kernel.
+
+        Returns:
+            The path written.
+        """
+        import plotly.graph_objects as go
+
+        with self._fig_lock:
+            fig = go.Figure(self.fig.to_dict())
+        fig.layout.width, fig.layout.autosize = None, True
+        if title is not None:
+            fig.layout.title.text = title
+        from workbench.atomic import atomic_write_text
+
+        atomic_write_text(
+            path, fig.to_html(include_plotlyjs=True, full_html=True, config={"scrollZoom": True})
+        )
+        return path
 
     # ----- interaction ------------------------------------------------------------------------
     def highlight(self, query: str) -> np.ndarray:
@@ -402,3 +664,83 @@ def _set_xyz(trace: Any, xyz: np.ndarray) -> None:
 
 def _params_text(params: Layout | None) -> str:
     return "" if params is None else f"(n_neighbors={params.n_neighbors}, min_dist={params.min_dist:g})"
+
+
+def _table_input(texts: Any, text_column: str | None) -> tuple[Any, Any]:
+    """``(texts, table)``: the text column of a DataFrame or Dataset, and the table; else ``(texts, None)``."""
+    is_frame = hasattr(texts, "columns") and hasattr(texts, "iloc")
+    is_dataset = hasattr(texts, "column_names") and hasattr(texts, "select_columns")
+    if not (is_frame or is_dataset):
+        if text_column is not None:
+            raise TypeError("text_column is for a DataFrame or Dataset; texts is a list")
+        return texts, None
+    column = text_column_of(texts, text_column)
+    values = texts[column].tolist() if is_frame else list(texts[column])
+    return values, texts
+
+
+def text_column_of(table: Any, text_column: str | None) -> str:
+    """The text column of a table: the one named, else ``text``/``sentence``, else the only string column."""
+    names = [str(c) for c in (table.columns if hasattr(table, "iloc") else table.column_names)]
+    if text_column is not None:
+        if text_column not in names:
+            raise ValueError(f"the table has no column {text_column!r}; its columns are {names}")
+        return text_column
+    for guess in ("text", "sentence", "texts", "sentences"):
+        if guess in names:
+            return guess
+    if hasattr(table, "iloc"):
+        strings = [c for c in names if table[c].map(lambda v: isinstance(v, str)).all()]
+    else:
+        strings = [
+            c for c, f in table.features.items() if getattr(f, "dtype", None) in ("string", "large_string")
+        ]
+    if len(strings) == 1:
+        return strings[0]
+    raise ValueError(f"which column holds the texts? give text_column= (the columns are {names})")
+
+
+def _table_columns(table: Any, text_column: str) -> dict[str, list[str]]:
+    """Every column but the texts, as labels (numbers with many values in ranges)."""
+    out = {}
+    names = [str(c) for c in (table.columns if hasattr(table, "iloc") else table.column_names)]
+    for name in names:
+        if name == text_column:
+            continue
+        values = table[name].tolist() if hasattr(table, "iloc") else list(table[name])
+        out[name] = _as_labels(values)
+    return out
+
+
+def _as_labels(values: list[Any], bins: int = 8) -> list[str]:
+    """Strings for colouring: numbers with more than MAX_GROUPS distinct values become ranges."""
+    numeric = all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values
+    )
+    if numeric and len(set(values)) > MAX_GROUPS:
+        x = np.asarray(values, dtype=np.float64)
+        finite = x[np.isfinite(x)]
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1))) if finite.size else np.zeros(1)
+        which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, max(len(edges) - 2, 0))
+        names = [
+            f"{edges[i]:.4g}–{edges[i + 1]:.4g}" if i + 1 < len(edges) else f"{edges[i]:.4g}"
+            for i in range(len(edges))
+        ]
+        return [names[w] if np.isfinite(v) else "(missing)" for w, v in zip(which, x, strict=True)]
+    return [
+        "(missing)" if v is None or (isinstance(v, float) and not np.isfinite(v)) else str(v) for v in values
+    ]
+
+
+def check_memory(n: int, dim: int, neighbors: int) -> None:
+    """Refuse, before trying, a map that would need more than 80% of this machine's memory."""
+    need = n * dim * 4 * 3 + n * max(neighbors, 15) * 12 * 3 + n * 400  # embeddings (+copies), graph, texts
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not Linux/macOS
+        return
+    if need > 0.8 * total:
+        raise MemoryError(
+            f"a map of {n:,} points of dimension {dim} needs about {need / 2**30:.1f} GiB; this machine has "
+            f"{total / 2**30:.1f} GiB: show a sample (e.g. texts[:{int(n * 0.5 * total / need):,}])"
+        )
