@@ -158,3 +158,77 @@ def test_the_background_warm_up_yields_the_cpu_and_leaves_the_callers_priority(m
     assert seen == {"nice": 19, "numba_threads": 1}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only the warm-up thread yields
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # and only its numba threads are one
+
+
+# ----- large corpora: the approximate graph, PCA initialisation, the numba cache ----------------
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_approximate_graph_finds_nearly_the_exact_neighbours(metric):
+    x, _ = clusters(n_per=500, k=4, dim=24)
+    x[7] = x[8] = x[9]  # duplicates: each point still comes first in its own row
+    exact = knn_graph(x, 15, metric, method="exact")
+    approx = knn_graph(x, 15, metric, method="approximate")
+    assert approx[0].shape == (2000, 15) and approx[0].dtype == np.int64 and approx[1].dtype == np.float32
+    assert (approx[0][:, 0] == np.arange(2000)).all() and (approx[1][:, 0] == 0).all()
+    assert all(len(set(row)) == 15 for row in approx[0])
+    recall = np.mean([len(set(a) & set(e)) / 15 for a, e in zip(approx[0], exact[0], strict=True)])
+    assert recall > 0.95, recall
+    # Distances are the metric's own (checked against scipy on the neighbours found).
+    ref = cdist(x[:50], x, metric="cosine" if metric == "cosine" else "euclidean")
+    found = np.take_along_axis(ref, approx[0][:50], axis=1)
+    np.testing.assert_allclose(approx[1][:50, 1:], found[:, 1:], atol=2e-3)
+    assert (np.diff(approx[1], axis=1) >= -1e-5).all()  # nearest first
+
+
+def test_auto_graph_is_exact_up_to_the_threshold_and_reports_progress(monkeypatch):
+    x, _ = clusters(n_per=100)
+    seen = []
+    knn_graph(x, 5, chunk_size=64, on_progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (300, 300) and len(seen) == 5
+    monkeypatch.setattr(projection, "APPROXIMATE_ABOVE", 100)
+    p = Projection(x, max_neighbors=10)
+    assert p.approximate
+    calls = []
+    monkeypatch.setattr(projection, "approximate_knn_graph", lambda *a, **k: calls.append(a[1]) or knn_graph(a[0], a[1], method="exact"))
+    p.knn()
+    assert calls == [10]
+
+
+def test_large_layouts_start_from_pca(monkeypatch):
+    x, labels = clusters(n_per=60)
+    seen = {}
+    import umap as umap_module
+
+    real = umap_module.UMAP
+
+    class Spy(real):
+        def __init__(self, *args, **kwargs):
+            seen["init"] = kwargs["init"]
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(umap_module, "UMAP", Spy)
+    umap(x, seed=0)
+    assert seen["init"] == "spectral"
+    monkeypatch.setattr(projection, "SPECTRAL_MAX", 100)
+    out = umap(x, seed=0)
+    np.testing.assert_allclose(seen["init"], pca(x, 2))
+    assert out.shape == (180, 2)
+
+
+def test_umaps_uncached_numba_functions_get_numbas_disk_cache():
+    import importlib
+
+    from numba.core.caching import NullCache
+
+    projection.import_umap()
+    for module_name, names in projection._UNCACHED_UMAP_FUNCTIONS.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            fn = getattr(module, name)
+            assert not isinstance(fn._cache, NullCache), f"{module_name}.{name} has no disk cache"
+
+
+def test_projection_refuses_nan_rows_by_number():
+    x = np.zeros((10, 4))
+    x[[2, 6], 1] = [np.nan, np.inf]
+    with pytest.raises(ValueError, match=r"2 row\(s\) hold NaN or infinite values \(rows 2, 6\)"):
+        Projection(x)

@@ -24,7 +24,7 @@ warning. UMAP needs at least :data:`MIN_UMAP_POINTS` points; with fewer, :func:`
 returns the PCA projection instead.
 
 umap-learn is imported lazily (it takes seconds, and compiles with numba on first use): call
-:func:`warm_up_umap` early, e.g. in a background thread, so the first real layout is fast. Six
+:func:`warm_up_umap` early, e.g. in a background thread, so the first real layout is fast. Five
 of umap-learn's numba functions are not marked for numba's on-disk cache, so every new process
 compiled them again (≈ 10 s of the first 5,000-point layout here); :func:`import_umap` turns
 that cache on for them, and a fresh kernel's first layout then takes about what a second one does.
@@ -58,14 +58,13 @@ SPECTRAL_MAX = 20_000
 
 KNN_METHODS: tuple[str, ...] = ("auto", "exact", "approximate")
 
-# umap-learn's numba functions compiled without cache=True (umap-learn 0.5.x).
+# umap-learn's numba functions compiled without cache=True (umap-learn 0.5.x); its tau_rand and
+# tau_rand_int are compiled while umap is imported, before they could be cached (they are tiny).
 _UNCACHED_UMAP_FUNCTIONS = {
     "umap.umap_": ("smooth_knn_dist", "compute_membership_strengths"),
     "umap.layouts": (
-        "clip", "tau_rand_int", "_nb_optimize_layout_euclidean_single_epoch",
-        "_nb_optimize_layout_euclidean_single_epoch_parallel",
+        "clip", "_nb_optimize_layout_euclidean_single_epoch", "_nb_optimize_layout_euclidean_single_epoch_parallel",
     ),
-    "umap.utils": ("tau_rand", "tau_rand_int"),
 }  # fmt: skip
 
 Knn = tuple[np.ndarray, np.ndarray]
@@ -393,7 +392,7 @@ _import_lock = threading.Lock()
 def import_umap() -> Any:
     """umap-learn, imported with numba's on-disk cache turned on for its uncached functions.
 
-    umap-learn compiles six numba functions (the fuzzy graph and the layout epochs) without
+    umap-learn compiles five numba functions (the fuzzy graph and the layout epochs) without
     ``cache=True``, so each new process compiled them again: ≈ 10 s of the first 5,000-point
     layout in a fresh process here, where a second layout took 1.9 s. Turning numba's cache on
     for them (``Dispatcher.enable_caching``, before their first compilation) stores the machine
