@@ -815,3 +815,287 @@ def test_workshop_widgets_as_a_teacher_uses_them(lab, page, minilm_path):
         nb.screenshot(WS_DASH, "exercise3_overlay.png")
     finally:
         tab.close()
+
+
+# ----- the map of a large corpus: 100,000 points in WebGL, pan and zoom, cluster names, a box selection -----
+MAP_NOTEBOOK = "map.ipynb"
+MAP_CELL = """\
+import numpy as np, pandas as pd
+from workbench.widgets import Projector
+rng = np.random.default_rng(0)
+n = 100_000
+topics = {"dogs": "a dog runs on the grass with a ball", "markets": "stock markets fell as shares dropped",
+          "music": "a band plays guitar music on stage", "food": "a chef cooks pasta in the kitchen",
+          "space": "the rocket launched into orbit around the moon"}
+names = list(topics)
+which = rng.integers(0, len(names), n)
+centres = rng.normal(size=(len(names), 64)) * 4
+emb = (centres[which] + rng.normal(size=(n, 64))).astype(np.float32)
+df = pd.DataFrame({"text": [f"{topics[names[w]]} ({i})" for i, w in enumerate(which)], "topic": [names[w] for w in which]})
+corpus_map = Projector(None, df, embeddings=emb, clusters=True, seed=None, title="100,000 synthetic sentences")
+corpus_map"""
+# What the kernel holds, printed as one JSON line (the cell is run again to read it later).
+MAP_STATE_CELL = """\
+import json
+print("STATE " + json.dumps({
+    "done": corpus_map.wait(0),
+    "shown": corpus_map.shown,
+    "status": corpus_map.status.value,
+    "dragmode": corpus_map.fig.layout.dragmode,
+    "traces": [{"type": t.type, "name": t.name, "n": 0 if t.x is None else len(t.x)} for t in corpus_map.fig.data],
+    "clusters": None if corpus_map.clusters is None else [corpus_map.clusters.names[c] for c in sorted(corpus_map.clusters.names)],
+    "annotations": [a.text for a in corpus_map.fig.layout.annotations],
+    "selection": len(corpus_map.selection),
+    "selected_rows": len(corpus_map.selected_rows()),
+    "errors": [repr(e) for e in corpus_map.errors],
+}))"""
+MAP, MAP_STATE = range(2)
+MAP_POINTS = 100_000
+MAP_UMAP_S = 300  # kNN graph (faiss), UMAP of 100,000 points (60-90 s on 2 cores) and HDBSCAN
+MAP_SELECTION_WAIT_S = 120  # for the selection table to show at all
+MAP_SELECTION_SHOWN_S = 10  # mouse released to table shown: the kernel has the selection after ~2 s on 2 cores
+# The map's figure as plotly.js holds and drew it.
+JS_MAP = f"""i => {{
+  const gd = ({JS_PLOTS})(i)[0];
+  if (!gd || !gd.data || !gd._fullLayout) return null;
+  const overlay = t => (t.name || '').startsWith('matches') || t.name === 'selected';
+  return {{
+    traces: gd.data.map(t => ({{type: t.type, name: t.name || '', n: (t.x || []).length}})),
+    groups: gd.data.filter(t => !overlay(t)).map(t => ({{type: t.type, n: (t.x || []).length}})),
+    canvases: gd.querySelectorAll('canvas').length,
+    svgPoints: gd.querySelectorAll('path.point').length,
+    noWebgl: gd.textContent.includes('WebGL is not supported'),
+    dragmode: gd._fullLayout.dragmode,
+    xrange: gd._fullLayout.xaxis.range.slice(), yrange: gd._fullLayout.yaxis.range.slice(),
+    annotations: (gd.layout.annotations || []).map(a => a.text),
+    svgAnnotations: Array.from(gd.querySelectorAll('.annotation-text')).map(t => t.textContent),
+  }};
+}}"""
+# The UMAP layout and its clusters are on screen: the status line says so and the names are drawn.
+JS_MAP_DONE = f"""i => {{
+  const gd = ({JS_PLOTS})(i)[0];
+  const text = ({JS_CELL})(i).innerText;
+  return /UMAP \\(n_neighbors=\\d+, min_dist=[\\d.]+\\) · 100,000 points · \\d+ clusters/.test(text)
+    && gd && gd.layout && (gd.layout.annotations || []).length > 0
+    && gd.querySelectorAll('.annotation-text').length === gd.layout.annotations.length;
+}}"""
+# The share of strongly coloured pixels in a PNG (the points; axes, grid and names are grey or black).
+JS_COLOURED = """async b64 => {
+  const img = new Image();
+  img.src = 'data:image/png;base64,' + b64;
+  await img.decode();
+  const c = document.createElement('canvas');
+  c.width = img.width;
+  c.height = img.height;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let k = 0; k < d.length; k += 4) {
+    if (Math.max(d[k], d[k + 1], d[k + 2]) - Math.min(d[k], d[k + 1], d[k + 2]) > 60) n++;
+  }
+  return n / (c.width * c.height);
+}"""
+
+
+def _run_cell(nb: Notebook, i: int, timeout_s: float = 60) -> None:
+    """Run cell ``i`` again (click into it, Ctrl+Enter) and wait for its new execution count."""
+    before = nb.cell(i).locator(".jp-InputPrompt").inner_text().strip()
+    nb.cell(i).locator(".jp-InputArea-editor").click()
+    nb.page.keyboard.press("Control+Enter")
+    nb.wait(
+        f"""([i, before]) => {{
+          const p = ({JS_CELL})(i).querySelector('.jp-InputPrompt').textContent.trim();
+          return /^\\[\\d+\\]:$/.test(p) && p !== before;
+        }}""",
+        [i, before], timeout_s, f"cell {i} to run again", i,
+    )  # fmt: skip
+
+
+def _map_state(nb: Notebook) -> dict:
+    text = nb.cell(MAP_STATE).locator(".jp-Cell-outputArea").inner_text()
+    match = re.search(r"STATE (\{.*\})", text)
+    assert match, f"no STATE line in the state cell's output: {text!r}"
+    return json.loads(match.group(1))
+
+
+def _map_look(nb: Notebook) -> dict:
+    look = nb.page.evaluate(JS_MAP, MAP)
+    assert look is not None, "the map's figure is not drawn"
+    return look
+
+
+def _plot_area(nb: Notebook) -> dict:
+    """The plot area (plotly's drag layer) on the screen, in the page's pixels."""
+    nb.cell(MAP).locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    return nb.page.evaluate(
+        f"""i => {{ const r = ({JS_PLOTS})(i)[0].querySelector('.nsewdrag').getBoundingClientRect();
+                   return {{x: r.left, y: r.top, w: r.width, h: r.height}}; }}""",
+        MAP,
+    )
+
+
+def _drag(page, x0: float, y0: float, x1: float, y1: float, steps: int = 10) -> None:
+    """Press the mouse at (x0, y0), move it to (x1, y1) in a few steps, let go."""
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for s in range(1, steps + 1):
+        page.mouse.move(x0 + (x1 - x0) * s / steps, y0 + (y1 - y0) * s / steps)
+    page.mouse.up()
+
+
+def _modebar(nb: Notebook, title: str) -> None:
+    """Click a button of the map's modebar (shown when the mouse is over the plot)."""
+    area = _plot_area(nb)
+    nb.page.mouse.move(area["x"] + area["w"] / 2, area["y"] + area["h"] / 2)
+    nb.cell(MAP).locator(f'.js-plotly-plot .modebar [data-title="{title}"]').first.click()
+
+
+def _ranges_changed(nb: Notebook, before: dict, what: str) -> dict:
+    nb.wait(
+        f"""([i, x, y]) => {{
+          const gd = ({JS_PLOTS})(i)[0], xr = gd._fullLayout.xaxis.range, yr = gd._fullLayout.yaxis.range;
+          return xr[0] !== x[0] || xr[1] !== x[1] || yr[0] !== y[0] || yr[1] !== y[1];
+        }}""",
+        [MAP, before["xrange"], before["yrange"]], 10, what, MAP,
+    )  # fmt: skip
+    time.sleep(0.5)  # a drag may move the view a little more as it ends
+    return _map_look(nb)
+
+
+@pytest.fixture(scope="module")
+def map_nb(lab, page):
+    """``map.ipynb`` open in a tab of its own, run, with its UMAP layout and cluster names drawn."""
+    _write_notebook(lab.root / MAP_NOTEBOOK, MAP_CELL, MAP_STATE_CELL)
+    tab = page.context.new_page()
+    tab.set_viewport_size({"width": 1280, "height": 2600})  # the map, its tables and 20 selected rows in one picture
+    try:
+        nb = Notebook(tab, lab)
+        nb.run_all(MAP_NOTEBOOK, last=MAP_STATE, drawn=(MAP,))
+        nb.first_state = _map_state(nb)  # printed just after the map was shown: PCA, UMAP on its way
+        start = time.monotonic()
+        nb.wait(JS_MAP_DONE, MAP, MAP_UMAP_S, "the UMAP layout and its cluster names to be drawn", MAP)
+        nb.umap_s = time.monotonic() - start
+        _run_cell(nb, MAP_STATE)
+        yield nb
+    finally:
+        tab.close()
+
+
+def test_map_draws_100000_points_with_webgl(map_nb):
+    import base64
+
+    nb = map_nb
+    first, state = nb.first_state, _map_state(nb)
+    # PCA at once: the cell returned with every point on the map while UMAP was still running.
+    assert first["shown"] == "pca" and not first["done"], first["status"]
+    assert sum(t["n"] for t in first["traces"]) == MAP_POINTS, first["traces"]
+    assert state["done"] and state["shown"] == "umap" and state["errors"] == [], state
+    assert "UMAP" in state["status"] and "clusters" in state["status"], state["status"]
+    look = _map_look(nb)
+    # Browser and kernel hold the same traces: five topics in WebGL, then "matches" and "selected".
+    assert look["traces"] == [{"type": t["type"], "name": t["name"], "n": t["n"]} for t in state["traces"]]
+    assert [t["type"] for t in look["groups"]] == ["scattergl"] * 5, look["groups"]
+    assert sum(t["n"] for t in look["groups"]) == MAP_POINTS, look["groups"]
+    assert look["canvases"] > 0 and look["svgPoints"] == 0 and not look["noWebgl"], look
+    # The canvas really shows the points: coloured pixels fill a good part of the plot area.
+    area = _plot_area(nb)
+    nb.page.mouse.move(0, 0)
+    png = nb.page.screenshot(clip={"x": area["x"], "y": area["y"], "width": area["w"], "height": area["h"]})
+    coloured = nb.page.evaluate(JS_COLOURED, base64.b64encode(png).decode())
+    assert coloured > 0.005, f"only {coloured:.1%} of the plot area is coloured: are the WebGL points drawn?"
+    nb.no_errors_shown(MAP)
+    nb.screenshot(MAP, "map_100k.png")
+
+
+def test_map_names_the_clusters_the_kernel_found(map_nb):
+    nb = map_nb
+    state, look = _map_state(nb), _map_look(nb)
+    names = state["clusters"]
+    assert names and len(names) >= 3, f"clusters found: {names}"
+    assert look["annotations"] == state["annotations"], (look["annotations"], state["annotations"])
+    assert sorted(look["svgAnnotations"]) == sorted(names), (look["svgAnnotations"], names)
+    table = nb.cell(MAP).locator("table", has_text="clusters found by HDBSCAN").first.inner_text()
+    assert f"{len(names)} clusters found by HDBSCAN" in table, table[:500]
+    for name in names:
+        assert name in table, f"{name!r} is not in the cluster table"
+    nb.no_errors_shown(MAP)
+
+
+def test_map_pans_and_zooms_with_the_mouse(map_nb):
+    nb = map_nb
+    start = _map_look(nb)
+    assert start["dragmode"] == "pan", start["dragmode"]
+    width = start["xrange"][1] - start["xrange"][0]
+    height = start["yrange"][1] - start["yrange"][0]
+    # Drag the map right and down: the view moves to smaller x and larger y, as big as before.
+    area = _plot_area(nb)
+    cx, cy = area["x"] + area["w"] / 2, area["y"] + area["h"] / 2
+    _drag(nb.page, cx, cy, cx + area["w"] / 5, cy + area["h"] / 5)
+    panned = _ranges_changed(nb, start, "the view to move when the map is dragged")
+    assert panned["xrange"][0] < start["xrange"][0], (start["xrange"], panned["xrange"])
+    assert panned["yrange"][0] > start["yrange"][0], (start["yrange"], panned["yrange"])
+    assert panned["xrange"][1] - panned["xrange"][0] == pytest.approx(width, rel=1e-6)
+    assert panned["xrange"][0] - start["xrange"][0] == pytest.approx(-width / 5, rel=0.1)
+    # Zoom in (the modebar's +): half as wide and high.
+    _modebar(nb, "Zoom in")
+    zoomed = _ranges_changed(nb, panned, "the view to zoom in")
+    assert zoomed["xrange"][1] - zoomed["xrange"][0] == pytest.approx(width / 2, rel=0.05), zoomed
+    assert zoomed["yrange"][1] - zoomed["yrange"][0] == pytest.approx(height / 2, rel=0.05), zoomed
+    # Autoscale: every point in view again, as at first.
+    _modebar(nb, "Autoscale")
+    back = _ranges_changed(nb, zoomed, "the view to autoscale")
+    assert back["xrange"] == pytest.approx(start["xrange"], abs=width * 0.01), (start, back)
+    assert back["yrange"] == pytest.approx(start["yrange"], abs=height * 0.01), (start, back)
+    assert sum(t["n"] for t in back["groups"]) == MAP_POINTS
+    nb.no_errors_shown(MAP)
+
+
+def test_map_box_selection_reaches_the_kernel(map_nb):
+    nb = map_nb
+    page = nb.page
+    # What plotly.js selects, counted in the browser as it tells the widget.
+    page.evaluate(
+        f"""i => ({JS_PLOTS})(i)[0].on('plotly_selected', e => {{
+          if (e && e.points) window.mapSelected = e.points.length; }})""",
+        MAP,
+    )
+    _modebar(nb, "Box Select")
+    nb.wait(f"i => ({JS_PLOTS})(i)[0]._fullLayout.dragmode === 'select'", MAP, 10, "the box select tool", MAP)
+    # A box around the name of a cluster (drawn at its centre), starting beside the name.
+    area = _plot_area(nb)
+    name = nb.page.evaluate(
+        f"""i => {{ const r = ({JS_PLOTS})(i)[0].querySelector('.annotation').getBoundingClientRect();
+                   return {{x: r.left, y: r.top, w: r.width, h: r.height}}; }}""",
+        MAP,
+    )
+    x0, y0 = max(area["x"] + 2, name["x"] - 25), max(area["y"] + 2, name["y"] - 35)
+    x1 = min(area["x"] + area["w"] - 2, name["x"] + name["w"] + 25)
+    y1 = min(area["y"] + area["h"] - 2, name["y"] + name["h"] + 35)
+    _drag(page, x0, y0, x1, y1, steps=5)
+    released = time.monotonic()
+    nb.wait("() => window.mapSelected > 0", None, 20, "plotly to select the points in the box", MAP)
+    in_browser = page.evaluate("() => window.mapSelected")
+    caption = nb.cell(MAP).locator("caption", has_text="points selected").first
+    try:
+        caption.wait_for(timeout=MAP_SELECTION_WAIT_S * SECOND)
+    except Exception:  # noqa: BLE001 - the failure says what the page shows
+        nb.fail(f"plotly selected {in_browser} points but after {MAP_SELECTION_WAIT_S} s the selection table "
+                "shows none", MAP)  # fmt: skip
+    shown_after = time.monotonic() - released
+    shown = int(re.search(r"([\d,]+) points selected", caption.inner_text()).group(1).replace(",", ""))
+    assert shown == in_browser, f"the table says {shown} points, plotly selected {in_browser}"
+    _run_cell(nb, MAP_STATE)
+    state = _map_state(nb)
+    assert state["selection"] == state["selected_rows"] == shown > 0, state
+    assert state["errors"] == [], state["errors"]
+    rows = nb.cell(MAP).locator("table", has_text="points selected").first.locator("tbody tr").count()
+    assert rows == min(shown, 20), f"{rows} rows listed for {shown} points"
+    nb.no_errors_shown(MAP)
+    assert not nb.console, "browser console errors:\n" + "\n".join(nb.console[-10:])
+    nb.screenshot(MAP, "map_100k_selection.png")
+    # The table follows the box at once, not after a wait that looks like nothing happened.
+    assert shown_after < MAP_SELECTION_SHOWN_S, (
+        f"the selection table appeared {shown_after:.1f} s after the mouse was released "
+        f"(at most {MAP_SELECTION_SHOWN_S} s expected)"
+    )

@@ -69,8 +69,11 @@ def test_names_centres_and_examples():
     column = c.label_column()
     assert column[0] == c.names[c.labels[0]]
     assert c.rows(texts)[0][:3] == [0, c.names[0], c.sizes[0]]
-    same = name_clusters(["x y"] * 40, np.zeros((40, 2)), np.repeat([0, 1], 20))
-    assert len(set(same.names.values())) == 2  # two clusters with the same words keep distinct names
+    # Clusters with the same words keep distinct names that do not read like counts of something else.
+    texts = ["markets fell shares"] * 30 + ["markets fell shares", "markets fell shares bonds"] * 5
+    assert len(set(name_clusters(texts, np.zeros((40, 2)), np.repeat([0, 1], [30, 10])).names.values())) == 2
+    twins = name_clusters(["apple pie"] * 40, np.zeros((40, 2)), np.repeat([0, 1], 20))
+    assert twins.names == {0: "apple · pie", 1: "apple · pie (another, 20 points)"}
 
 
 def test_clusters_recover_captions_and_wikipedia(data_dir, minilm_path):

@@ -207,16 +207,22 @@ def name_clusters(
         raise ValueError(
             f"{len(texts)} texts, {xy.shape[0]} points and {len(labels)} labels: they must match"
         )
-    words = cluster_words(texts, labels, top_words, stop_words)
+    spare = cluster_words(texts, labels, top_words + 4, stop_words)  # more words for clashing names
+    words = {c: w[:top_words] for c, w in spare.items()}
     clusters = [int(c) for c in np.unique(labels) if c != NOISE]
     sizes = {c: int((labels == c).sum()) for c in clusters}
     sizes = dict(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])))
     names: dict[int, str] = {}
     used: set[str] = set()
     for c in sizes:
-        name = " · ".join(words.get(c, [])) or f"cluster {c}"
-        while name in used:  # two clusters with the same words: number the later one
-            name = f"{name} ({c})"
+        own = spare.get(c, [])
+        name = " · ".join(own[:top_words]) or f"cluster {c}"
+        extra = top_words
+        while name in used and extra < len(own):  # a smaller cluster with the same words: one more word
+            name = f"{name} · {own[extra]}"
+            extra += 1
+        if name in used:
+            name = f"{name} (another, {sizes[c]} points)"
         used.add(name)
         names[c] = name
     centres, nearest = {}, {}

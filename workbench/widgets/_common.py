@@ -502,17 +502,33 @@ def _fitted_esm() -> str | None:
 
 
 def figure_widget(figure: Any = None, **kwargs: Any) -> Any:
-    """A ``plotly.graph_objects.FigureWidget(figure, **kwargs)`` that takes the width of its output."""
-    import plotly.graph_objects as go
+    """A ``plotly.graph_objects.FigureWidget(figure, **kwargs)`` that takes the width of its output.
 
+    Its click/selection callbacks also send what they change in the figure as one update: plotly
+    sets ``selectedpoints`` on every trace after a box selection, one message each, and with
+    100,000 WebGL points the browser redrew the figure for each before anything the callbacks
+    changed (the selection's table) appeared: 24–38 s after a selection, against 1.8 s batched.
+    """
     esm = _fitted_esm()
-    cls = go.FigureWidget if esm is None else _fitted_class(esm)
+    cls = _batched_class() if esm is None else _fitted_class(esm)
     return cls(figure, **kwargs) if figure is not None else cls(**kwargs)
 
 
 @functools.lru_cache(maxsize=1)
-def _fitted_class(esm: str) -> type:
+def _batched_class() -> type:
     import plotly.graph_objects as go
+    from traitlets import observe
 
+    def points_callback(self: Any, change: Any) -> None:
+        with self.batch_update():
+            go.FigureWidget._handler_js2py_pointsCallback(self, change)
+
+    # traitlets registers observers by name: the subclass's own observer replaces plotly's.
+    handler = observe("_js2py_pointsCallback")(points_callback)
+    return type("FigureWidget", (go.FigureWidget,), {"_handler_js2py_pointsCallback": handler, "__module__": __name__})
+
+
+@functools.lru_cache(maxsize=1)
+def _fitted_class(esm: str) -> type:
     # A module of its own: anywidget tells widget classes apart by module and name.
-    return type("FigureWidget", (go.FigureWidget,), {"_esm": esm, "__module__": __name__})
+    return type("FigureWidget", (_batched_class(),), {"_esm": esm, "__module__": __name__})
