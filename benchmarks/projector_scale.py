@@ -111,16 +111,6 @@ def recall(x: np.ndarray, graph: Path, k: int, rows: np.ndarray) -> float | None
     return hits / (len(rows) * (k - 1))
 
 
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _versions() -> dict:
     out = {"python": platform.python_version(), "numpy": np.__version__}
     for name in ("torch", "umap", "pynndescent", "numba", "faiss"):
@@ -149,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [int(s) for s in args.sizes.split(",")]
     k = args.neighbors
-    meta = {"machine": f"{platform.machine()} {_cpu_name()}, {os.cpu_count()} cores",
+    from workbench.speed import machine_description  # here, not at the top: the children stay as they were
+
+    meta = {"machine": machine_description(),
             "load_average": os.getloadavg()[0], **_versions(), "dim": args.dim, "neighbors": k, "seed": args.seed}
     print(TARGET)
     print(f"synthetic, not a quality benchmark: 50 Gaussian centres in {args.dim}-D, noise 0.7, normalised "
