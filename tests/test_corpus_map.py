@@ -44,6 +44,32 @@ def test_a_dataframe_colours_by_its_columns_and_clusters_get_names():
     assert len(w.fig.data) - 2 == 8 and all("–" in t.name for t in w.fig.data[:-2])
 
 
+def test_cluster_names_are_placed_once_per_layout_and_filter_not_per_keystroke(monkeypatch):
+    frame, emb, _ = corpus()
+    w = Projector(None, frame, embeddings=emb, clusters=True, background=False, seed=0)
+    calls = []
+    real = projector_module.place_labels
+    monkeypatch.setattr(projector_module, "place_labels", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for text in ("d", "do", "dog", "dogs"):
+        w.search.value = text
+    assert calls == [] and len(w.fig.layout.annotations) == 3
+    w.show_only("topic", ["dogs"])  # a filter moves the names to the visible points' medians
+    assert calls == [1] and [a.text for a in w.fig.layout.annotations] == ["balls · chase · dogs"]
+
+
+def test_a_small_cluster_inside_a_large_one_gets_its_name_moved_off_the_large_ones():
+    from workbench.figures import place_labels
+
+    coords = np.random.default_rng(0).uniform(0, 10, size=(500, 2))
+    names = ["a large cluster of many", "a small one", "far away"]
+    centres = np.array([[5.0, 5.0], [5.2, 5.05], [9.0, 1.0]])
+    placed = place_labels(names, centres, [400, 20, 80], coords)
+    assert placed[0].tolist() == [5.0, 5.0] and placed[2].tolist() == [9.0, 1.0]  # nothing in their way
+    assert placed[1, 0] == 5.2 and abs(placed[1, 1] - 5.0) >= 20 * np.ptp(coords[:, 1]) / 440 - 1e-9
+    # Moved by one line: the nearest free place.
+    assert abs(placed[1, 1] - 5.05) < 2 * 20 * np.ptp(coords[:, 1]) / 440
+
+
 def test_a_dataset_works_like_a_dataframe_and_bad_columns_are_named():
     from datasets import Dataset
 

@@ -213,6 +213,59 @@ def scatter_trace(
     )
 
 
+def place_labels(
+    names: Sequence[str],
+    centres: np.ndarray,
+    sizes: Sequence[int],
+    coords: np.ndarray,
+    plot_px: tuple[float, float] = (640.0, 440.0),
+    char_px: float = 7.5,
+    line_px: float = 20.0,
+) -> np.ndarray:
+    """Positions for text labels at ``centres`` that do not cover one another.
+
+    The largest groups keep their centre; a label that would overlap one already placed moves
+    up or down by whole lines, to the nearest free place within six lines, and stays at its
+    centre when there is none. Label boxes are estimated from the text length and the data's
+    range drawn on a plot of about ``plot_px`` pixels.
+
+    Args:
+        names: the label texts.
+        centres: ``(m, 2)`` preferred positions, in data units.
+        sizes: the groups' sizes (bigger groups are placed first).
+        coords: the points drawn, for the data range.
+
+    Returns:
+        An ``(m, 2)`` float array of positions, in the order of ``names``.
+
+    Example:
+        >>> pts = np.array([[0.0, 0.0], [10.0, 10.0]])
+        >>> place_labels(["big", "small"], np.array([[5.0, 5.0], [5.0, 5.0]]), [90, 10], pts).round(2).tolist()
+        [[5.0, 5.0], [5.0, 4.55]]
+    """
+    centres = np.asarray(centres, dtype=float).reshape(-1, 2)
+    placed = centres.copy()
+    if len(centres) < 2:
+        return placed
+    span = np.ptp(np.asarray(coords, dtype=float)[:, :2], axis=0)
+    per_px = np.where(span > 0, span, 1.0) / np.asarray(plot_px)  # data units per pixel on each axis
+    half_w = np.array([len(n) * char_px / 2 for n in names]) * per_px[0]
+    half_h = line_px / 2 * per_px[1]
+    boxes: list[int] = []
+    for i in np.argsort(-np.asarray(sizes), kind="stable"):
+        for step in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6):
+            x, y = centres[i, 0], centres[i, 1] + step * 2 * half_h
+            clear = all(
+                abs(x - placed[j, 0]) >= half_w[i] + half_w[j] or abs(y - placed[j, 1]) >= 2 * half_h
+                for j in boxes
+            )
+            if clear:
+                placed[i] = (x, y)
+                break
+        boxes.append(int(i))
+    return placed
+
+
 def projection_figure(
     coords: Any, texts: Sequence[str], groups: Sequence[Any] | None = None, title: str = "", *,
     webgl: bool | None = None,

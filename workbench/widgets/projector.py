@@ -27,6 +27,7 @@ from workbench.figures import (
     WEBGL_ABOVE,
     group_indices,
     hover_texts,
+    place_labels,
     projection_figure,
     scatter_trace,
 )
@@ -175,6 +176,7 @@ class Projector(View):
                 self.columns.pop("")  # the table's columns colour it
         self.find_clusters = clusters
         self.clusters = None  # the Clusters of the layout on screen (workbench.clusters)
+        self._names_key: tuple[Any, ...] | None = None  # what the cluster names were placed for
         self._clusters_by_layout: dict[Layout, Any] = {}
         self.selection = np.zeros(0, dtype=np.int64)
         self._selection_parts: dict[int, np.ndarray] = {}
@@ -415,24 +417,42 @@ class Projector(View):
         self._draw_cluster_names()
 
     def _draw_cluster_names(self) -> None:
-        """The cluster names at the clusters' centres on the current 2-D coordinates."""
+        """The cluster names at the clusters' centres on the current 2-D coordinates.
+
+        Placed once per layout, filter and clustering (the overlays redraw on every search
+        keystroke; the medians of 100,000 points are not recomputed then).
+        """
         if self.clusters is None or self.coords.shape[1] != 2:
+            key = None
+        else:
+            key = (self.coords, self.visible, self.clusters)
+        last = self._names_key
+        if (key is None and last is None) or (
+            key is not None and last is not None and all(a is b for a, b in zip(key, last, strict=True))
+        ):
+            return
+        self._names_key = key
+        if key is None:
             self.fig.layout.annotations = []
             return
         labels = self.clusters.labels
-        notes = []
+        names, centres, sizes = [], [], []
         for c, name in self.clusters.names.items():
             idx = np.flatnonzero(labels == c)
             if self.visible is not None:
                 idx = idx[self.visible[idx]]
-            if not len(idx):
-                continue
-            x, y = np.median(self.coords[idx], axis=0)
-            notes.append(dict(
+            if len(idx):
+                names.append(name)
+                centres.append(np.median(self.coords[idx], axis=0))
+                sizes.append(len(idx))
+        placed = place_labels(names, np.array(centres).reshape(-1, 2), sizes, self.coords)
+        self.fig.layout.annotations = [
+            dict(
                 x=float(x), y=float(y), text=html.escape(name), showarrow=False, font=dict(size=13, color="#111"),
                 bgcolor="rgba(255,255,255,0.75)", borderpad=2,
-            ))  # fmt: skip
-        self.fig.layout.annotations = notes
+            )
+            for name, (x, y) in zip(names, placed, strict=True)
+        ]  # fmt: skip
 
     def _set_clusters(self, found: Any) -> None:
         self.clusters = found
