@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seeds the data and the recall sample")
     parser.add_argument("--recall-rows", type=int, default=2000, help="rows sampled for recall (0: skip)")
     parser.add_argument("--cold", action="store_true", help="do not fill numba's cache before measuring")
+    parser.add_argument("--vectors", default=None, help="an (n, d) .npy of real embeddings to use instead of the "
+                        "synthetic data (its first rows, normalised), e.g. cached caption embeddings")
     parser.add_argument("--json", default=None, help="also write the figures here")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "DATA", "K", "GRAPH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -141,11 +143,20 @@ def main(argv: list[str] | None = None) -> int:
     k = args.neighbors
     from workbench.speed import machine_description  # here, not at the top: the children stay as they were
 
-    meta = {"machine": machine_description(),
+    meta = {"machine": machine_description(), "vectors": args.vectors,
             "load_average": os.getloadavg()[0], **_versions(), "dim": args.dim, "neighbors": k, "seed": args.seed}
     print(TARGET)
-    print(f"synthetic, not a quality benchmark: 50 Gaussian centres in {args.dim}-D, noise 0.7, normalised "
-          f"(seed {args.seed}); n_neighbors {k}, cosine")
+    real = None
+    if args.vectors:
+        real = np.load(args.vectors, mmap_mode="r")
+        if max(sizes) > len(real):
+            raise SystemExit(f"--vectors {args.vectors} has {len(real):,} rows; --sizes asks for {max(sizes):,}")
+        args.dim = real.shape[1]
+        print(f"real vectors: the first rows of {args.vectors} ({real.shape[0]:,} × {real.shape[1]}), normalised; "
+              f"n_neighbors {k}, cosine")
+    else:
+        print(f"synthetic, not a quality benchmark: 50 Gaussian centres in {args.dim}-D, noise 0.7, normalised "
+              f"(seed {args.seed}); n_neighbors {k}, cosine")
     print(f"{meta['machine']}; load average {meta['load_average']:.1f} (a shared machine: timings are noisy)")
     print(" · ".join(f"{n} {v}" for n, v in meta.items() if n not in ("machine", "load_average", "dim",
                                                                           "neighbors", "seed")))
@@ -160,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             for kind in ("workbench", "umap-learn"):
                 run_child(kind, work / "prime.npy", k, work / "prime-graph.npy")
         for n in sizes:
-            x = make_data(n, args.dim, args.seed)
+            if real is None:
+                x = make_data(n, args.dim, args.seed)
+            else:
+                x = np.array(real[:n], dtype=np.float32)
+                x /= np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
             np.save(work / "x.npy", x)
             wb = run_child("workbench", work / "x.npy", k, work / "wb.npy")
             ul = run_child("umap-learn", work / "x.npy", k, work / "ul.npy")

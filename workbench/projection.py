@@ -209,11 +209,13 @@ def approximate_knn_graph(
 ) -> Knn:
     """An approximate k-nearest-neighbour graph for large corpora, in :func:`knn_graph`'s format.
 
-    faiss's HNSW index (``IndexHNSWFlat``, 16 links per node, ``efConstruction`` 40,
-    ``efSearch`` ``max(48, k)``), built and searched a block of rows at a time; without faiss,
-    pynndescent (umap-learn's own choice; it compiles with numba on first use). On 20,000 × 384
-    clustered vectors HNSW found 99.4% of the exact 15 neighbours in 3.2 s (exact: 4.9 s); at
-    100,000 it took 25 s, where the exact graph takes about 25 times the 20,000 figure.
+    faiss's HNSW index over float16 copies of the vectors (``IndexHNSWSQ``, 16 links per node,
+    ``efConstruction`` 40, ``efSearch`` ``max(48, k)``), built and searched a block of rows at a
+    time, with the distances of the neighbours found recomputed in float32; without faiss,
+    pynndescent (umap-learn's own choice; it compiles with numba on first use). On 100,000
+    all-MiniLM-L6-v2 caption embeddings it found 97% of the exact 15 neighbours in 17 s here
+    (float32 HNSW: the same recall in 19 s; on isotropic synthetic clusters, 85% in 23 s),
+    where the exact graph takes about 25 times its 20,000-point time.
 
     Each row starts with the point itself at distance 0 (an index may miss a point's own entry
     when it has duplicates; it is put first here, as :func:`knn_graph` does).
@@ -249,10 +251,14 @@ def _faiss_knn(
 ) -> Knn:
     n, d = x.shape
     k = min(k, n)
-    index = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2)
+    # The graph walks on float16 copies of the vectors (half the memory traffic: 23 s instead of
+    # 30 s at 100,000 × 384 here, same recall); the distances returned are recomputed in float32.
+    kind = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, 16, kind)
     index.hnsw.efConstruction = 40
     index.hnsw.efSearch = max(48, k)
     block = 10_000
+    index.train(x[:block])  # float16 needs no statistics; faiss asks for the call
     for start in range(0, n, block):
         index.add(x[start : start + block])
         if on_progress is not None:
@@ -260,15 +266,27 @@ def _faiss_knn(
     indices = np.empty((n, k), dtype=np.int64)
     distances = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, block):
-        scores, idx = index.search(x[start : start + block], k)
-        indices[start : start + block] = idx
-        if metric == "cosine":
-            distances[start : start + block] = np.clip(1.0 - scores, 0.0, None)
-        else:
-            distances[start : start + block] = np.sqrt(np.clip(scores, 0.0, None))  # faiss gives squared L2
+        rows = x[start : start + block]
+        _, idx = index.search(rows, k)
+        dist = _rescore(x, rows, idx, metric)
+        order = np.argsort(dist, axis=1, kind="stable")  # misses (-1) go last
+        indices[start : start + block] = np.take_along_axis(idx, order, axis=1)
+        distances[start : start + block] = np.take_along_axis(dist, order, axis=1)
         if on_progress is not None:
             on_progress((n + min(start + block, n)) // 2, n)
     return indices, distances
+
+
+def _rescore(x: np.ndarray, rows: np.ndarray, idx: np.ndarray, metric: str, chunk: int = 2_000) -> np.ndarray:
+    """float32 distances from ``rows`` to their found neighbours ``x[idx]`` (``inf`` where ``idx`` is -1)."""
+    dist = np.empty(idx.shape, dtype=np.float32)
+    for s in range(0, len(rows), chunk):
+        part, found = rows[s : s + chunk], x[np.maximum(idx[s : s + chunk], 0)]  # (c, d), (c, k, d)
+        if metric == "cosine":
+            dist[s : s + chunk] = 1.0 - np.einsum("cd,ckd->ck", part, found)
+        else:
+            dist[s : s + chunk] = np.sqrt(((part[:, None, :] - found) ** 2).sum(axis=2))
+    return np.where(idx >= 0, np.clip(dist, 0.0, None), np.inf)
 
 
 def _pynndescent_knn(x: np.ndarray, k: int, metric: str) -> Knn:
