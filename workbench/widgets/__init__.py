@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 from workbench.widgets.dashboard import LiveCurves, TrainingDashboard
+from workbench.widgets.explain import ExplainPair
 from workbench.widgets.heatmap import CompareHeatmaps, SimilarityHeatmap
 from workbench.widgets.projector import CompareProjector, Projector
 from workbench.widgets.search import ParaphraseMiner, SemanticSearch
@@ -25,6 +26,7 @@ from workbench.widgets.sweepboard import SweepBoard
 __all__ = [
     "CompareHeatmaps",
     "CompareProjector",
+    "ExplainPair",
     "LiveCurves",
     "ParaphraseMiner",
     "Projector",
