@@ -12,6 +12,7 @@ anywhere in the embeddings makes the loss NaN, so a diverging run shows up in th
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -271,7 +272,11 @@ class MultipleNegativesRankingLoss(_Loss):
 
     def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         _need_columns(features, type(self).__name__)
-        embs = [_embed(self.model, f) for f in features]  # each (share, dim)
+        return self.from_embeddings([_embed(self.model, f) for f in features], labels)
+
+    def from_embeddings(self, embs: list[Tensor], labels: Tensor | None = None) -> Tensor:
+        """The loss of already embedded columns, each ``(share, dim)`` (what :class:`MatryoshkaLoss` calls)."""
+        _need_columns(embs, type(self).__name__)
         if not self.gather_across_devices:
             return mnrl_loss(embs[0], embs[1], embs[2:], self.scale, self.similarity)
         share = embs[0].shape[0]
@@ -456,7 +461,12 @@ class MSELoss(_Loss):
     def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         if labels is None:
             raise ValueError("MSELoss needs labels: the teacher embeddings, shape (batch, dim)")
-        embs = [_embed(self.model, f) for f in features]  # each (batch, dim)
+        return self.from_embeddings([_embed(self.model, f) for f in features], labels)
+
+    def from_embeddings(self, embs: list[Tensor], labels: Tensor | None = None) -> Tensor:
+        """The loss of already embedded columns, each ``(batch, dim)``, against teacher ``labels``."""
+        if labels is None:
+            raise ValueError("MSELoss needs labels: the teacher embeddings, shape (batch, dim)")
         teacher = labels.to(embs[0].device)
         return torch.stack([mse_loss(e, teacher) for e in embs]).mean()
 
@@ -486,7 +496,126 @@ class CoSENTLoss(_Loss):
         return {"scale": self.scale}
 
     def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        if len(features) != 2 or labels is None:
-            raise ValueError(f"CoSENTLoss needs 2 text columns and score labels; got {len(features)} columns, labels={labels is not None}")
-        emb1, emb2 = (_embed(self.model, f) for f in features)  # (batch, dim) each
-        return cosent_loss(emb1, emb2, labels, self.scale)
+        self._check(features, labels)
+        return self.from_embeddings([_embed(self.model, f) for f in features], labels)
+
+    def from_embeddings(self, embs: list[Tensor], labels: Tensor | None = None) -> Tensor:
+        """The loss of two already embedded columns, each ``(batch, dim)``, with gold ``labels``."""
+        self._check(embs, labels)
+        return cosent_loss(embs[0], embs[1], labels, self.scale)
+
+    @staticmethod
+    def _check(columns: list[Any], labels: Tensor | None) -> None:
+        if len(columns) != 2 or labels is None:
+            raise ValueError(f"CoSENTLoss needs 2 text columns and score labels; got {len(columns)} columns, labels={labels is not None}")
+
+
+class MatryoshkaLoss(_Loss):
+    """A loss summed over nested prefixes of the embedding: ``sum_d weight_d * inner(emb[:, :d])``.
+
+    Trains a model whose first ``d`` dimensions are a usable embedding on their own, for every
+    ``d`` in ``dims`` (Kusupati et al., 2022, "Matryoshka Representation Learning"): such a model
+    can be encoded with ``truncate_dim=d`` and lose little. The model embeds each batch once; each
+    prefix is then scored by the inner loss, as sentence-transformers' ``MatryoshkaLoss`` does.
+
+    Prefixes are scaled to unit length for the contrastive inner losses (MNRL, CoSENT), as
+    sentence-transformers does (no effect with cosine similarity; with ``similarity = "dot"`` it
+    scores the renormalised prefix). For ``MSELoss`` (distillation) the student's prefix is
+    compared with the teacher's prefix (the labels, truncated to ``d``) and neither is
+    renormalised; sentence-transformers renormalises the student's prefix only, which asks a unit
+    vector to equal a shorter one, so the two differ there.
+
+    Args:
+        model: the embedding model being trained.
+        inner: the loss applied at each size: ``"MultipleNegativesRankingLoss"``, ``"CoSENTLoss"``
+            or ``"MSELoss"`` (by class name, as a recipe names it), or such a loss module.
+        dims: the prefix sizes, each in ``1..model.dim``, e.g. ``(256, 128, 64, 32)``; listed in
+            any order and used largest first. Include the full size to keep training it.
+        weights: one weight per size (in the order of ``dims``); ``None``: 1 each.
+        **inner_params: the inner loss's own hyper-parameters (``scale``, ``similarity``, ...)
+            when ``inner`` is a name.
+
+    Example:
+        >>> from workbench.models import build_model
+        >>> model = build_model("all-MiniLM-L6-v2", keep_layers=[0], dense=32, normalize=True, seed=0)
+        >>> loss_fn = MatryoshkaLoss(model, "MultipleNegativesRankingLoss", dims=[32, 16, 8], scale=20.0)
+        >>> cols = [model.tokenize(["a cat sits", "a dog runs"]), model.tokenize(["a cat is sitting", "a dog is running"])]
+        >>> loss = loss_fn(cols)  # MNRL at 32, 16 and 8 dimensions, summed
+        >>> loss.backward()
+        >>> loss_fn.config()["params"]["dims"]
+        [32, 16, 8]
+    """
+
+    def __init__(self, model: nn.Module, inner: str | nn.Module = "MultipleNegativesRankingLoss",
+                 dims: tuple[int, ...] = (), weights: tuple[float, ...] | None = None, **inner_params: Any):
+        super().__init__(model)
+        self.inner = _inner_loss(model, inner, inner_params)
+        dims = tuple(dims)
+        if not dims:
+            raise ValueError("MatryoshkaLoss needs dims: the prefix sizes to train, e.g. dims = [256, 128, 64, 32]")
+        bad = [d for d in dims if isinstance(d, bool) or not isinstance(d, int) or d < 1]
+        if bad:
+            raise ValueError(f"dims must be whole numbers >= 1; got {list(dims)}")
+        if len(set(dims)) != len(dims):
+            raise ValueError(f"dims lists a size twice: {list(dims)}")
+        full = getattr(model, "dim", None)  # None for a stand-in model (a recipe being checked)
+        if isinstance(full, int) and max(dims) > full:
+            raise ValueError(f"dims {list(dims)}: {max(dims)} is more than the model's embedding dim {full}; "
+                             f"each size must be at most {full}")
+        weights = (1.0,) * len(dims) if weights is None else tuple(float(w) for w in weights)
+        if len(weights) != len(dims):
+            raise ValueError(f"weights has {len(weights)} values for {len(dims)} dims; give one weight per size")
+        if not all(math.isfinite(w) and w >= 0 for w in weights):
+            raise ValueError(f"weights must be finite and >= 0; got {list(weights)}")
+        # Largest first, as sentence-transformers orders them (the sum is the same either way).
+        pairs = sorted(zip(dims, weights, strict=True), key=lambda p: -p[0])
+        self.dims = tuple(d for d, _ in pairs)
+        self.weights = tuple(w for _, w in pairs)
+
+    def _params(self) -> dict[str, Any]:
+        inner = self.inner.config()
+        return {"inner": inner["name"], "dims": list(self.dims), "weights": list(self.weights), **inner["params"]}
+
+    def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        embs = [_embed(self.model, f) for f in features]  # each (batch, dim): one forward pass per column
+        return self.from_embeddings(embs, labels)
+
+    def from_embeddings(self, embs: list[Tensor], labels: Tensor | None = None) -> Tensor:
+        """The summed loss of already embedded columns, each ``(batch, dim)``."""
+        full = embs[0].shape[-1]
+        if max(self.dims) > full:
+            raise ValueError(f"dims {list(self.dims)}: the embeddings have only {full} dimensions")
+        distill = isinstance(self.inner, MSELoss)
+        total = embs[0].new_zeros((), dtype=torch.promote_types(embs[0].dtype, torch.float32))
+        for d, w in zip(self.dims, self.weights, strict=True):
+            if distill:
+                prefixes = [e[:, :d] for e in embs]  # (batch, d)
+                target = labels[..., :d] if labels is not None and labels.shape[-1] == full else labels
+            else:
+                prefixes = [F.normalize(e[:, :d], dim=-1) for e in embs]  # (batch, d), unit rows
+                target = labels
+            total = total + w * self.inner.from_embeddings(prefixes, target)
+        return total
+
+
+def _inner_loss(model: nn.Module, inner: str | nn.Module, params: dict[str, Any]) -> _Loss:
+    """The loss MatryoshkaLoss applies at each size, made from its name or checked as given."""
+    wrappable = (MultipleNegativesRankingLoss, CoSENTLoss, MSELoss)
+    names = ", ".join(c.__name__ for c in wrappable)
+    if isinstance(inner, str):
+        classes = {c.__name__: c for c in wrappable}
+        if inner not in classes:
+            raise ValueError(f"inner: MatryoshkaLoss wraps {names}; got {inner!r}")
+        signature = inspect.signature(classes[inner]).parameters
+        for key in params:
+            if key not in signature or key == "model":
+                raise ValueError(f"{inner} takes no {key!r} (MatryoshkaLoss passes it the keys it does not take "
+                                 f"itself: {', '.join(k for k in signature if k != 'model') or 'none'})")
+        return classes[inner](model, **params)
+    if params:
+        raise ValueError(f"give the inner loss's hyper-parameters to the loss itself, not to MatryoshkaLoss: {', '.join(params)}")
+    if type(inner) not in wrappable:
+        raise ValueError(f"inner: MatryoshkaLoss wraps {names}; got {type(inner).__name__}")
+    if inner.model is not model:
+        raise ValueError("the inner loss must hold the same model as MatryoshkaLoss")
+    return inner

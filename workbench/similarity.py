@@ -394,3 +394,157 @@ def _require_finite(t: torch.Tensor, name: str) -> None:
     if bool(bad.any()):
         row = int(bad.nonzero()[0][0])
         raise ValueError(f"{name} has a non-finite value (NaN or inf) in row {row}; a ranking needs finite embeddings")
+
+
+# ----- quantized embeddings ------------------------------------------------------------------------
+#: The precisions :func:`quantize_embeddings` knows, widest first.
+PRECISIONS: tuple[str, ...] = ("float32", "float16", "int8", "uint8", "binary", "ubinary")
+
+
+def quantize_embeddings(
+    emb: ArrayLike,
+    precision: str,
+    calibration_embeddings: ArrayLike | None = None,
+    ranges: np.ndarray | None = None,
+) -> np.ndarray:
+    """Embeddings stored in a smaller type, as sentence-transformers' ``quantize_embeddings`` stores them.
+
+    * ``float32``, ``float16``: a cast (sentence-transformers 6.2 has no ``float16``; here it is
+      the plain numpy cast).
+    * ``int8``, ``uint8``: each dimension's range ``[lo, hi]`` is cut into 255 equal steps and a
+      value becomes its step number ``floor((x - lo) / step)``, clipped to 0..255; ``int8``
+      subtracts 128. The ranges come from ``ranges`` (shape ``(2, dim)``: minima, maxima), else
+      the per-dimension min/max of ``calibration_embeddings``, else of ``emb`` itself. Ranges are
+      used in float32 and a constant dimension gets step 1.
+    * ``ubinary``: one bit per dimension (``x > 0``), 8 per byte (``np.packbits``, the last byte
+      zero-padded): ``ceil(dim / 8)`` uint8 values. ``binary``: the same bytes minus 128, as int8.
+
+    Args:
+        emb: float embeddings, shape ``(n, dim)`` or ``(dim,)``; numpy or torch.
+        precision: one of :data:`PRECISIONS`.
+        calibration_embeddings: ``(m, dim)`` embeddings whose ranges int8/uint8 use.
+        ranges: ``(2, dim)`` per-dimension minima and maxima for int8/uint8 (wins over calibration).
+
+    Returns:
+        A numpy array: float32/float16 shaped like ``emb``; int8/uint8 shaped like ``emb``;
+        binary (int8) / ubinary (uint8) with ``ceil(dim / 8)`` columns.
+
+    Raises:
+        ValueError: an unknown precision, integer input, or int8/uint8 ranges that would have to
+            come from a single embedding.
+
+    Example:
+        >>> emb = np.array([[-1.0, 0.5, 2.0], [1.0, -0.5, 0.0]], dtype=np.float32)
+        >>> quantize_embeddings(emb, "uint8").tolist()  # a maximum can round down to step 254, as in sentence-transformers
+        [[0, 254, 254], [254, 0, 0]]
+        >>> quantize_embeddings(emb, "ubinary").tolist()  # bits 011 and 100, padded to a byte
+        [[96], [128]]
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    x = _as_numpy(emb, "emb")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"emb must hold floats to quantize, got dtype {x.dtype}")
+    if precision in ("float32", "float16"):
+        return x.astype(precision)
+    if precision in ("binary", "ubinary"):
+        packed = np.packbits(x > 0, axis=-1)  # (n, ceil(dim / 8)) uint8
+        return packed if precision == "ubinary" else (packed.astype(np.int16) - 128).astype(np.int8)
+    if ranges is None:
+        ranges = quantization_ranges(x if calibration_embeddings is None else calibration_embeddings)
+    ranges = np.asarray(ranges).astype(np.float32, copy=False)
+    if ranges.ndim != 2 or ranges.shape[0] != 2 or ranges.shape[1] != x.shape[-1]:
+        raise ValueError(f"ranges must have shape (2, {x.shape[-1]}) (minima, maxima), got {ranges.shape}")
+    lo = ranges[0]
+    step = (ranges[1] - lo) / 255  # float32, as sentence-transformers computes it
+    step = np.where(step == 0, 1, step)
+    codes = np.clip(np.floor((x - lo) / step), 0, 255)  # in x's float type
+    return codes.astype(np.uint8) if precision == "uint8" else (codes - 128).astype(np.int8)
+
+
+def quantization_ranges(calibration_embeddings: ArrayLike) -> np.ndarray:
+    """Per-dimension minima and maxima, shape ``(2, dim)``: the ``ranges`` int8/uint8 quantization uses.
+
+    Raises:
+        ValueError: fewer than 2 embeddings (one vector has no spread to cut into steps).
+
+    Example:
+        >>> quantization_ranges(np.array([[0.0, 1.0], [2.0, -1.0]])).tolist()
+        [[0.0, -1.0], [2.0, 1.0]]
+    """
+    cal = _as_numpy(calibration_embeddings, "calibration_embeddings")
+    if cal.ndim != 2 or cal.shape[0] < 2:
+        raise ValueError(f"int8/uint8 ranges need at least 2 embeddings of shape (n, dim), got shape {cal.shape}; "
+                         "pass ranges= or calibration_embeddings= from a representative set")
+    return np.vstack((cal.min(axis=0), cal.max(axis=0)))
+
+
+def bytes_per_vector(dim: int, precision: str) -> int:
+    """Bytes one ``dim``-dimensional vector takes at ``precision``.
+
+    Example:
+        >>> [bytes_per_vector(384, p) for p in PRECISIONS]
+        [1536, 768, 384, 384, 48, 48]
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    _check_positive(dim=dim)
+    if precision in ("binary", "ubinary"):
+        return (dim + 7) // 8
+    return dim * {"float32": 4, "float16": 2, "int8": 1, "uint8": 1}[precision]
+
+
+def quantized_similarity(a: np.ndarray, b: np.ndarray | None = None, precision: str = "float32", *,
+                         pairwise: bool = False) -> np.ndarray:
+    """Similarity of quantized embeddings, higher meaning more similar, in float64.
+
+    * float32/float16: cosine.
+    * int8/uint8: cosine of the signed codes (uint8 codes shifted by -128, which makes them
+      exactly the int8 codes): what an int8 vector index scores, needing no ranges at query time.
+    * binary/ubinary: the fraction of bits that agree, ``1 - hamming / bits`` with
+      ``bits = 8 * bytes`` (the zero padding agrees in every pair, so rankings are those of the
+      Hamming distance).
+
+    Args:
+        a: ``(n, k)`` quantized rows from :func:`quantize_embeddings`.
+        b: ``(m, k)`` rows of the same precision; ``None`` compares ``a`` with itself.
+        precision: the precision both were quantized to.
+        pairwise: score row ``i`` of ``a`` with row ``i`` of ``b`` only (shape ``(n,)``)
+            instead of the full ``(n, m)`` matrix.
+
+    Example:
+        >>> bits = quantize_embeddings(np.array([[1.0, -1.0, 1.0], [1.0, 1.0, 1.0]]), "ubinary")
+        >>> quantized_similarity(bits, precision="ubinary").tolist()  # 3 real bits + 5 padding bits
+        [[1.0, 0.875], [0.875, 1.0]]
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    b = a if b is None else b
+    if precision in ("binary", "ubinary"):
+        ua, ub = (np.unpackbits(_as_ubinary(x), axis=-1).astype(np.float64) * 2 - 1 for x in (a, b))  # ±1 per bit
+        bits = ua.shape[-1]
+        agree = (ua * ub).sum(axis=-1) if pairwise else ua @ ub.T  # = bits - 2 * hamming
+        return (agree + bits) / (2 * bits)
+    if precision == "uint8":
+        a, b = np.asarray(a, dtype=np.float64) - 128, np.asarray(b, dtype=np.float64) - 128
+    fa, fb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return pairwise_similarity(fa, fb) if pairwise else similarity_matrix(fa, fb)
+
+
+def _as_ubinary(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == np.int8:  # "binary": the packed bytes minus 128
+        return (x.astype(np.int16) + 128).astype(np.uint8)
+    if x.dtype != np.uint8:
+        raise ValueError(f"binary embeddings are int8 (binary) or uint8 (ubinary) bytes, got dtype {x.dtype}")
+    return x
+
+
+def _as_numpy(x: Any, label: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+        return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
+        raise ValueError(f"{label} must hold numbers, got an array of dtype {arr.dtype}")
+    return arr

@@ -29,7 +29,7 @@ from torch import nn
 from workbench._version import __version__
 from workbench.atomic import apply_umask, replace_dir, temp_dir
 from workbench.encoding import encode_texts, pick_device
-from workbench.models.files import _inside, check_folder, read_json
+from workbench.models.files import ModelFileError, _inside, check_folder, read_json
 from workbench.models.loading import read_modules, resolve_model_path
 from workbench.models.modules import Dense, Normalize, Pooling
 from workbench.models.transformer import Transformer
@@ -45,6 +45,9 @@ class EmbeddingModel(nn.Module):
         default_prompt_name: the prompt used when ``encode`` names none.
         similarity_fn_name: the similarity the model was trained for, one of
             :data:`workbench.similarity.SIMILARITY_FUNCTIONS` (``"cosine"`` by default).
+        truncate_dim: keep only the first this many dimensions of every embedding ``encode``
+            returns (a Matryoshka-trained model's smaller size); ``None`` keeps them all. Saved
+            in ``config_sentence_transformers.json`` under the key sentence-transformers reads.
 
     Example:
         >>> import tempfile
@@ -69,6 +72,7 @@ class EmbeddingModel(nn.Module):
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
         similarity_fn_name: str | None = None,
+        truncate_dim: int | None = None,
     ):
         from workbench.models.static import StaticEmbedding
 
@@ -79,6 +83,7 @@ class EmbeddingModel(nn.Module):
         self.prompts = dict(prompts or {})
         self.default_prompt_name = default_prompt_name
         self.similarity_fn_name = canonical_fn_name(similarity_fn_name or "cosine")
+        self.truncate_dim = None if truncate_dim is None else self._check_truncate_dim(truncate_dim)
         self.source: str | None = None  # where the model was loaded from, for cards and logs
 
     # ----- structure -------------------------------------------------------------------------
@@ -113,6 +118,12 @@ class EmbeddingModel(nn.Module):
         for module in self.layers[1:]:
             dim = getattr(module, "dim", dim)
         return dim
+
+    def _check_truncate_dim(self, k: Any) -> int:
+        """``k`` if it is a whole number in ``1..dim``; else a ValueError saying so."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= self.dim:
+            raise ValueError(f"truncate_dim must be a whole number from 1 to the model's dim {self.dim}, got {k!r}")
+        return int(k)
 
     @property
     def device(self) -> torch.device:
@@ -207,6 +218,7 @@ class EmbeddingModel(nn.Module):
         precision: Literal["fp32", "fp16", "bf16"] = "fp32",
         prompt_name: str | None = None,
         prompt: str | None = None,
+        truncate_dim: int | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Encode texts into sentence embeddings.
 
@@ -223,9 +235,19 @@ class EmbeddingModel(nn.Module):
             precision: ``"fp16"``/``"bf16"`` run under autocast on a GPU; ``"fp32"`` everywhere.
             prompt_name: a key of ``model.prompts`` to prepend.
             prompt: a literal prompt to prepend (wins over ``prompt_name``).
+            truncate_dim: keep the first this many dimensions (``1..dim``); by default the
+                model's saved ``truncate_dim``, else all. With ``normalize`` the truncated
+                vectors are scaled to unit length (after truncating, as sentence-transformers does).
 
         Returns:
-            An array of shape ``(len(texts), dim)``.
+            An array of shape ``(len(texts), truncate_dim or dim)``.
+
+        Example:
+            >>> from workbench.models import load_model
+            >>> model = load_model("all-MiniLM-L6-v2", device="cpu")
+            >>> emb = model.encode(["a short sentence"], truncate_dim=64, normalize=True)
+            >>> emb.shape, round(float(np.linalg.norm(emb)), 4)
+            ((1, 64), 1.0)
         """
         if prompt is None:
             name = prompt_name if prompt_name is not None else self.default_prompt_name
@@ -234,10 +256,20 @@ class EmbeddingModel(nn.Module):
                     known = ", ".join(self.prompts) or "none"
                     raise ValueError(f"prompt_name={name!r} is not one of this model's prompts ({known})")
                 prompt = self.prompts[name]
-        return encode_texts(
-            self, texts, batch_size=batch_size, normalize=normalize, device=device, progress=progress,
-            output=output, precision=precision, prompt=prompt or None,
+        k = self.truncate_dim if truncate_dim is None else self._check_truncate_dim(truncate_dim)
+        truncating = k is not None and k < self.dim
+        emb = encode_texts(
+            self, texts, batch_size=batch_size, normalize=normalize and not truncating, device=device,
+            progress=progress, output=output, precision=precision, prompt=prompt or None,
         )
+        if not truncating:
+            return emb
+        emb = emb[..., :k]  # (n, k), or (k,) for one text
+        if isinstance(emb, torch.Tensor):
+            emb = emb.contiguous()
+            return torch.nn.functional.normalize(emb, dim=-1) if normalize else emb
+        emb = np.ascontiguousarray(emb)
+        return torch.nn.functional.normalize(torch.from_numpy(emb), dim=-1).numpy() if normalize else emb
 
     def similarity(self, a: Any, b: Any = None) -> np.ndarray:
         """The full similarity matrix with this model's similarity function."""
@@ -277,6 +309,8 @@ class EmbeddingModel(nn.Module):
                 "prompts": self.prompts,
                 "default_prompt_name": self.default_prompt_name,
                 "similarity_fn_name": self.similarity_fn_name,
+                # sentence-transformers writes the key only when set, and reads it the same way.
+                **({"truncate_dim": self.truncate_dim} if self.truncate_dim is not None else {}),
             })
             (tmp / "README.md").write_text(card if card is not None else minimal_card(self), encoding="utf-8")
             apply_umask(tmp)  # safetensors writes its files 600: a shared model must be readable by others
@@ -331,6 +365,11 @@ class EmbeddingModel(nn.Module):
             default_prompt_name=settings.get("default_prompt_name"),
             similarity_fn_name=settings.get("similarity_fn_name"),
         )
+        if settings.get("truncate_dim") is not None:
+            try:
+                model.truncate_dim = model._check_truncate_dim(settings["truncate_dim"])
+            except ValueError as err:
+                raise ModelFileError(f"{path / 'config_sentence_transformers.json'}: {err}") from None
         model.source = os.fspath(name_or_path)
         model.eval()
         model.to(pick_device("cpu" if backend == "onnx" else device))

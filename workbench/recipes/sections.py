@@ -157,7 +157,7 @@ def loss_classes() -> dict[str, type]:
     from workbench import losses
 
     return {c.__name__: c for c in (losses.MultipleNegativesRankingLoss, losses.CachedMultipleNegativesRankingLoss,
-                                    losses.CoSENTLoss, losses.MSELoss)}
+                                    losses.CoSENTLoss, losses.MSELoss, losses.MatryoshkaLoss)}
 
 
 DEFAULT_LOSS = {"train": "MultipleNegativesRankingLoss", "distill": "MSELoss"}
@@ -165,11 +165,34 @@ DEFAULT_LOSS = {"train": "MultipleNegativesRankingLoss", "distill": "MSELoss"}
 DISTILL_LOSSES = ("MSELoss",)
 
 
-def loss_parameters(name: str) -> dict[str, inspect.Parameter]:
-    """The hyper-parameters a loss class takes (its ``__init__`` less the model), with defaults."""
+def loss_parameters(name: str, inner: str | None = None) -> dict[str, inspect.Parameter]:
+    """The hyper-parameters a loss class takes (its ``__init__`` less the model), with defaults.
+
+    A loss that wraps another (``MatryoshkaLoss``: ``inner``, ``dims``, ``weights``) also takes
+    its inner loss's, given beside its own (``scale = 20.0``); ``inner`` names that loss (by
+    default the wrapper's default inner loss).
+    """
     params = dict(inspect.signature(loss_classes()[name]).parameters)
     params.pop("model", None)
+    wrapped = [k for k, p in params.items() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    for key in wrapped:
+        del params[key]
+    if wrapped:
+        inner = inner if inner is not None else params["inner"].default
+        if inner in loss_classes() and inner != name:
+            params.update({k: p for k, p in loss_parameters(inner).items() if k not in params})
     return params
+
+
+def _loss_hints(name: str, inner: str | None) -> dict[str, Any]:
+    """The type hints of a loss's hyper-parameters, a wrapper's inner loss's included."""
+    classes = loss_classes()
+    hints = typing.get_type_hints(classes[name].__init__)
+    if "inner" in hints:
+        inner = inner if inner is not None else loss_parameters(name)["inner"].default
+        if inner in classes and inner != name:
+            hints = {**typing.get_type_hints(classes[inner].__init__), **hints}
+    return hints
 
 
 @dataclass(frozen=True)
@@ -185,8 +208,9 @@ class LossSpec:
         classes = loss_classes()
         if self.name not in classes:
             raise ValueError(f"name: unknown loss {self.name!r}; known: {', '.join(classes)}")
-        signature = loss_parameters(self.name)
-        hints = typing.get_type_hints(classes[self.name].__init__)
+        inner = self.params.get("inner") if isinstance(self.params.get("inner"), str) else None
+        signature = loss_parameters(self.name, inner)
+        hints = _loss_hints(self.name, inner)
         checked = {}
         for key, value in self.params.items():
             if key not in signature:
@@ -208,16 +232,21 @@ class LossSpec:
         return cls(name=data.pop("name", DEFAULT_LOSS[kind]), params=data)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, **self.params}
+        return {"name": self.name, **{k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()}}
+
+    @property
+    def base_name(self) -> str:
+        """The loss that scores the embeddings: a wrapper's inner loss (MatryoshkaLoss's), else ``name``."""
+        return self.value("inner") if self.takes("inner") else self.name
 
     def value(self, key: str) -> Any:
         """A hyper-parameter as the loss will use it: the recipe's value, else the class default."""
         if key in self.params:
             return self.params[key]
-        return loss_parameters(self.name)[key].default
+        return loss_parameters(self.name, self.params.get("inner"))[key].default
 
     def takes(self, key: str) -> bool:
-        return key in loss_parameters(self.name)
+        return key in loss_parameters(self.name, self.params.get("inner"))
 
     def build(self, model: Any) -> Any:
         return loss_classes()[self.name](model, **self.params)
@@ -299,17 +328,23 @@ class DataSpec:
 @dataclass(frozen=True)
 class EvalSpec:
     """What is evaluated: STS-B dev during training (the curve, and the primary metric), STS-B
-    test once at the end, and for a distillation the MSE on ``mse_sentences`` held-out sentences."""
+    test once at the end, and for a distillation the MSE on ``mse_sentences`` held-out sentences.
+    With ``caption_retrieval`` the final model is also scored on Multi30k test_2016 caption
+    retrieval (:func:`workbench.retrieval.caption_retrieval`: 957 queries, 3,828 captions)."""
 
     sts_dev: bool = True
     sts_dev_limit: int | None = None  # the first this many STS-B dev pairs; None: all
     sts_test: bool = True
     mse_sentences: int = 1000  # distillation only: the first this many sentences are held out
+    caption_retrieval: bool = False  # Multi30k test_2016 caption retrieval on the final model
+    caption_retrieval_limit: int | None = None  # the first this many images; None: all 957
 
     def __post_init__(self) -> None:
         check_fields(self)
         if self.sts_dev_limit is not None and self.sts_dev_limit < 1:
             raise ValueError(f"sts_dev_limit must be >= 1 (got {self.sts_dev_limit})")
+        if self.caption_retrieval_limit is not None and self.caption_retrieval_limit < 1:
+            raise ValueError(f"caption_retrieval_limit must be >= 1 (got {self.caption_retrieval_limit})")
         if self.mse_sentences < 0:
             raise ValueError(f"mse_sentences must be >= 0 (got {self.mse_sentences})")
 
@@ -341,18 +376,22 @@ class Recipe:
         if self.kind == "distill":
             if self.teacher is None:
                 raise RecipeError(f"{where}: a distill recipe needs a [teacher] section (model = '...')")
-            if self.loss.name not in DISTILL_LOSSES:
+            if self.loss.base_name not in DISTILL_LOSSES:
                 raise RecipeError(f"{where} [loss]: a distillation trains on teacher embeddings with "
-                                  f"{' or '.join(DISTILL_LOSSES)}, not {self.loss.name}")
+                                  f"{' or '.join(DISTILL_LOSSES)}, not {self.loss.base_name}")
         else:
             if self.teacher is not None:
                 raise RecipeError(f"{where} [teacher]: only a distill recipe has a teacher (kind = 'distill')")
-            if self.loss.name in DISTILL_LOSSES:
-                raise RecipeError(f"{where} [loss]: {self.loss.name} needs teacher embeddings: use kind = 'distill'")
+            if self.loss.base_name in DISTILL_LOSSES:
+                raise RecipeError(f"{where} [loss]: {self.loss.base_name} needs teacher embeddings: use kind = 'distill'")
             if self.model.from_teacher:
                 raise RecipeError(f"{where} [model]: needs base = 'name or folder', fresh = {{...}} or load = 'folder'")
             if self.eval.mse_sentences != EvalSpec.mse_sentences:
                 raise RecipeError(f"{where} [eval]: mse_sentences applies to distill recipes only")
+        dims = self.loss.params.get("dims") or ()
+        if self.model.dense is not None and dims and max(dims) > self.model.dense:
+            raise RecipeError(f"{where} [loss]: dims {list(dims)}: {max(dims)} is more than the model's embedding dim "
+                              f"(dense = {self.model.dense}); each size must be at most {self.model.dense}")
         if not self.data:
             raise RecipeError(f"{where}: no [[data]] entries")
 
@@ -399,7 +438,7 @@ class Recipe:
         if section == "loss":
             current = self.loss.to_dict()
             if values.get("name", self.loss.name) != self.loss.name:  # another loss keeps what it also takes
-                takes = loss_parameters(values["name"]) if values["name"] in loss_classes() else {}
+                takes = loss_parameters(values["name"], values.get("inner")) if values["name"] in loss_classes() else {}
                 current = {k: v for k, v in current.items() if k in takes}
             return LossSpec.from_dict({**current, **values}, self.kind)
         if section == "teacher":

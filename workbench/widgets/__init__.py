@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from workbench.widgets.compression import CompressionExplorer
 from workbench.widgets.dashboard import LiveCurves, TrainingDashboard
 from workbench.widgets.explain import ExplainPair
 from workbench.widgets.heatmap import CompareHeatmaps, SimilarityHeatmap
@@ -26,6 +27,7 @@ from workbench.widgets.sweepboard import SweepBoard
 __all__ = [
     "CompareHeatmaps",
     "CompareProjector",
+    "CompressionExplorer",
     "ExplainPair",
     "LiveCurves",
     "ParaphraseMiner",
