@@ -242,3 +242,49 @@ def test_matches_sentence_transformers_on_a_caption_subset(data_dir: Path, wb_mo
 def test_matches_sentence_transformers_on_all_of_test_2016(data_dir: Path, wb_model, st_model):
     task = caption_retrieval_task("test", data_dir)
     check_against_st(task, wb_model, st_model, "caption-retrieval-test", their_embeddings=True)
+
+
+# ----- recipes and model cards ----------------------------------------------------------------------------
+
+
+def test_model_card_tables_a_retrieval_evaluation():
+    from workbench.models.card import model_card
+
+    class StandIn:
+        dim, max_seq_length, similarity_fn_name = 8, 16, "cosine"
+
+    ir = {"caption-retrieval-test_cosine_accuracy@1": 0.61, "caption-retrieval-test_cosine_ndcg@10": 0.5234,
+          "caption-retrieval-test_cosine_map@100": 0.41}
+    card = model_card(StandIn(), evaluations={"sts-test": {"sts-test_spearman_cosine": 0.8}, "caption-retrieval-test": ir},
+                      evaluators={"caption-retrieval-test": "InformationRetrievalEvaluator on 957 images"})
+    block = card.split("#### Information Retrieval\n")[1].split("\n## ")[0]
+    assert block.startswith("\n* Dataset: `caption-retrieval-test`\n"
+                            "* Evaluated with <code>InformationRetrievalEvaluator</code> on 957 images\n")
+    assert "| **cosine_ndcg@10** | **0.5234** |" in block and "| cosine_accuracy@1 | 0.6100 |" in block
+    assert "type: \"information-retrieval\"" in card and "name: \"Cosine NDCG@10\"" in card
+    assert "* Evaluated with" not in card.split("#### Information Retrieval")[0]  # none named for sts-test
+
+
+@pytest.mark.slow  # a 2-step distillation: ~40 s on a busy 2-core CPU
+def test_a_recipe_runs_caption_retrieval_on_its_final_model(tmp_path: Path, monkeypatch, data_dir: Path):
+    from workbench import load_model
+    from workbench.recipes import load_recipe, run_recipe
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    recipe = load_recipe("offline-a-distill").with_(
+        student={"keep_layers": [0]}, data={"limit": 80}, train={"max_steps": 2, "batch_size": 16},
+        eval={"mse_sentences": 20, "sts_dev": False, "sts_test": False, "caption_retrieval": True,
+              "caption_retrieval_limit": 30})
+    result = run_recipe(recipe, run_dir=tmp_path / "run", device="cpu")
+    key = "caption-retrieval-test_cosine_ndcg@10"
+    # What the run reports is what its saved model scores on the same 30 images.
+    again = caption_retrieval("test", data_dir, limit=30)(load_model(result.model_path, device="cpu"))
+    assert result.metrics[key] == pytest.approx(again[key], abs=1e-5)
+    card = (Path(result.model_path) / "README.md").read_text(encoding="utf-8")
+    block = card.split("* Dataset: `caption-retrieval-test`\n")[1].split("\n#### ")[0].split("\n## ")[0]
+    assert block.startswith("* Evaluated with <code>InformationRetrievalEvaluator</code> on caption retrieval test from ")
+    assert f"| **cosine_ndcg@10** | **{result.metrics[key]:.4f}** |" in block
+    assert block.count("\n| ") == 2 + 14  # header, rule and the 14 metrics
+    assert "* Dataset: `mse`\n* Evaluated with <code>MSEEvaluator</code>" in card
+    with pytest.raises(ValueError, match="caption_retrieval_limit must be >= 1"):
+        recipe.with_(eval={"caption_retrieval_limit": 0})

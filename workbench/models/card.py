@@ -29,8 +29,9 @@ SIMILARITY_NAMES = dict(zip(SIMILARITY_FUNCTIONS, ("Cosine Similarity", "Dot Pro
 TASK_STS = ("semantic-similarity", "Semantic Similarity")
 TASK_MSE = ("knowledge-distillation", "Knowledge Distillation")
 TASK_TRIPLET = ("triplet", "Triplet")
+TASK_IR = ("information-retrieval", "Information Retrieval")
 # When the caller names no primary metric: the first of these an evaluator reports.
-PRIMARY_SUFFIXES = ("spearman_cosine", "negative_mse", "cosine_accuracy")
+PRIMARY_SUFFIXES = ("spearman_cosine", "negative_mse", "cosine_accuracy", "cosine_ndcg@10")
 MAX_CELL = 100  # characters of a sample value shown in a table cell
 LOG_FIXED = ("epoch", "step", "training_loss")
 # Characters YAML does not allow raw in a double-quoted string (JSON leaves them as they are).
@@ -124,7 +125,7 @@ def model_card(
     evaluations: dict[str, dict[str, float]] | None = None, primary_metrics: dict[str, str] | None = None,
     training_log: Sequence[dict] = (), hardware: str | None = None, training_seconds: float | None = None,
     language: str | None = "en", license: str | None = None, widget_sentences: Sequence[str] = (),
-    setting_changes: Sequence[dict] = (),
+    setting_changes: Sequence[dict] = (), evaluators: Mapping[str, str] | None = None,
 ) -> str:
     """The full README.md model card, as sentence-transformers writes one after training.
 
@@ -154,6 +155,9 @@ def model_card(
             sentence, the rest compared with it) and the usage code.
         setting_changes: ``[{"step": 10, "changes": {"train.lr": [5e-05, 0.01]}}, ...]``: settings a
             resumed run changed (the hyper-parameters listed are the ones of the last part).
+        evaluators: evaluator name -> what measured it (a class name such as
+            ``"InformationRetrievalEvaluator"``, optionally with its data: ``"STSEvaluator on STS-B
+            test"``), shown under the evaluation's table heading.
 
     Returns:
         YAML front matter followed by Markdown.
@@ -187,8 +191,10 @@ def model_card(
         for name, metrics in evaluations.items():
             rows = [(f"**{_short(name, k)}**", f"**{_num(v)}**") if k == primary[name] else (_short(name, k), _num(v))
                     for k, v in metrics.items()]
-            parts += [f"#### {_task(metrics)[1]}", "", f"* Dataset: `{name}`", "",
-                      _table(["Metric", "Value"], rows), ""]
+            parts += [f"#### {_task(metrics)[1]}", "", f"* Dataset: `{name}`"]
+            if (evaluators or {}).get(name):
+                parts += [f"* Evaluated with {_evaluated_with(evaluators[name])}"]
+            parts += ["", _table(["Metric", "Value"], rows), ""]
     parts += ["## Training Details", ""]
     if datasets:
         parts += [f"### Training Dataset{'s' if len(datasets) > 1 else ''}", ""]
@@ -387,6 +393,8 @@ def _primary(name: str, metrics: Mapping[str, float], given: str | None) -> str 
 def _task(metrics: Mapping[str, float]) -> tuple[str, str]:
     if any(k.endswith("negative_mse") for k in metrics):
         return TASK_MSE
+    if any(re.search(r"_(ndcg|mrr|map)@\d+$", k) for k in metrics):
+        return TASK_IR
     return TASK_TRIPLET if any(k.endswith("accuracy") for k in metrics) else TASK_STS
 
 
@@ -397,7 +405,18 @@ def _short(name: str, key: str) -> str:
 
 def _pretty(metric: str) -> str:
     upper = {"mse": "MSE", "mae": "MAE", "map": "MAP", "mrr": "MRR", "ndcg": "NDCG"}
-    return " ".join(upper.get(w, w.capitalize()) for w in metric.split("_"))
+
+    def word(w: str) -> str:
+        base, at, k = w.partition("@")  # retrieval metrics: ndcg@10 -> NDCG@10
+        return upper.get(base, base.capitalize()) + at + k
+
+    return " ".join(word(w) for w in metric.split("_"))
+
+
+def _evaluated_with(text: str) -> str:
+    """``"STSEvaluator on STS-B test"`` -> ``<code>STSEvaluator</code> on STS-B test`` (escaped)."""
+    head, space, rest = text.partition(" ")
+    return f"<code>{html.escape(head)}</code>{space}{html.escape(rest)}"
 
 
 def _hub_id(value: Any) -> bool:

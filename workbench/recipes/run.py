@@ -150,7 +150,8 @@ def run_recipe(
 
     Returns:
         Where the model and run folder are, the final metrics (the last evaluation, plus STS-B
-        test when ``[eval] sts_test``) and the seconds it took.
+        test when ``[eval] sts_test`` and caption retrieval when ``[eval] caption_retrieval``) and
+        the seconds it took.
     """
     from workbench.data import load_stsb, source
     from workbench.evaluation import STSEvaluator
@@ -189,15 +190,28 @@ def run_recipe(
     info = {"recipe": recipe.to_dict(), "recipe_file": recipe.path,
             "data": {k: {"rows": len(v), "columns": list(v.column_names), "source": str(source(v))} for k, v in datasets.items()},
             "sts_dev": str(source(sts_dev)) if sts_dev is not None else None}
+    # Final evaluators are built now, so missing data fails before training, and recorded with their data.
+    final: list[tuple[Any, str]] = []  # (evaluator, what the card says measured it)
+    if recipe.eval.sts_test:
+        sts_test = load_stsb("test")
+        info["sts_test"] = str(source(sts_test))
+        final.append((STSEvaluator.from_dataset(sts_test, name="sts-test"), f"STSEvaluator on {source(sts_test)}"))
+    if recipe.eval.caption_retrieval:
+        from workbench.retrieval import caption_retrieval_task
 
-    # STS-B test is measured once, on the final model, before it is saved: its numbers go in the card.
+        task = caption_retrieval_task("test", limit=recipe.eval.caption_retrieval_limit)
+        info["caption_retrieval"] = task.source
+        final.append((task.evaluator(name="caption-retrieval-test"),
+                      f"InformationRetrievalEvaluator on {task.source}"))
+
+    # The final evaluators run once, on the final model, before it is saved: their numbers go in the card.
     test_metrics: dict[str, float] = {}
 
     def card(model: Any, history: Any, trainer: Any) -> str:
-        if recipe.eval.sts_test:
-            test = STSEvaluator.from_dataset(load_stsb("test"), name="sts-test")
-            test_metrics.update(test(model))
-        return recipe_card(recipe, datasets, model, history, trainer, test_metrics)
+        for evaluator, _ in final:
+            test_metrics.update(evaluator(model))
+        return recipe_card(recipe, datasets, model, history, trainer, test_metrics,
+                           final={ev.name: (ev.primary_metric, what) for ev, what in final})
 
     if recipe.kind == "distill":
         from workbench.distill import distill
@@ -257,9 +271,12 @@ def _static_student(spec: ModelSpec, teacher: Any, sentences: list[str], info: d
 
 
 def recipe_card(recipe: Recipe, datasets: dict[str, Any], model: Any, history: Any, trainer: Any,
-                test_metrics: dict[str, float]) -> str:
+                test_metrics: dict[str, float], final: dict[str, tuple[str, str]] | None = None) -> str:
     """The model card of a finished recipe run, from what ran: the trainer's config and loss,
-    the run's history (best evaluation, training log) and the STS-B test metrics."""
+    the run's history (best evaluation, training log) and the final evaluations' metrics.
+
+    ``final``: each final evaluator's name -> (primary metric, what measured it); without it the
+    ``test_metrics`` are taken as STS-B test's. Every evaluator the run used gets a table."""
     from workbench.data.sources import HUB_URL
     from workbench.models.card import DatasetInfo, model_card
 
@@ -273,9 +290,14 @@ def recipe_card(recipe: Recipe, datasets: dict[str, Any], model: Any, history: A
         evaluations.update(groups)
         for name in groups:
             primaries[name] = best.primary if best.primary in groups[name] else f"{name}_{_primary_suffix(name)}"
-    if test_metrics:
-        evaluations["sts-test"] = dict(test_metrics)
-        primaries["sts-test"] = "sts-test_spearman_cosine"
+    # The training loop's evaluators: STS-B dev, and a distillation's MSE on its held-out sentences.
+    used = {name: {"sts-dev": "STSEvaluator", "mse": "MSEEvaluator"}.get(name, "") for name in evaluations}
+    if final is None:
+        final = {"sts-test": ("sts-test_spearman_cosine", "")} if test_metrics else {}
+    for name, (primary, what) in final.items():
+        metrics = {k: v for k, v in test_metrics.items() if k.startswith(name + "_")}
+        if metrics:
+            evaluations[name], primaries[name], used[name] = metrics, primary, what
     loss_cfg = trainer.loss.config() if hasattr(trainer.loss, "config") else {"name": type(trainer.loss).__name__}
     infos = []
     # A distillation holds its first mse_sentences sentences out for the MSE metric: they are not training samples.
@@ -299,6 +321,7 @@ def recipe_card(recipe: Recipe, datasets: dict[str, Any], model: Any, history: A
         train_config=trainer.config.to_dict(), default_config=TrainConfig().to_dict(), evaluations=evaluations,
         primary_metrics=primaries, training_log=log, training_seconds=trainer.elapsed_s,
         hardware=_hardware(), setting_changes=[{"step": c.step, "changes": dict(c.changes)} for c in history.changes],
+        evaluators=used,
     )
 
 
