@@ -3,6 +3,7 @@
     workbench encode "A sentence." "Another one." --out emb.npy
     workbench encode --file sentences.txt --out emb.npy
     workbench eval --model all-MiniLM-L6-v2 --splits dev,test
+    workbench eval --model all-MiniLM-L6-v2 --model my-model --data pairs.csv --columns a,b,gold --report cmp.html
     workbench quickstart --out workbench-out
     workbench clean runs --dry-run
 
@@ -19,6 +20,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -135,36 +137,145 @@ def cmd_encode_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from workbench.data import load_stsb, source
-    from workbench.evaluation import STSEvaluator, format_metrics
+    from workbench.evaluation import compare, format_comparison, format_metrics
     from workbench.models import load_model
 
-    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
-    unknown = [s for s in splits if s not in STS_SPLITS]
-    if unknown or not splits:
-        raise ValueError(f"--splits {args.splits!r}: unknown {', '.join(map(repr, unknown)) or 'none given'}; "
-                         f"choose from {', '.join(STS_SPLITS)}")
-    if args.json:
-        check_output(Path(args.json), args.overwrite, what="--json")
-    model = load_model(args.model, device=args.device, **_backend(args))
-    runs = f"{model.device}" if model.backend == "torch" else f"onnxruntime, {model.transformer.file.name}"
-    print(f"model: {args.model} ({model.dim}-d, max {model.max_seq_length} tokens, {runs})")
-    results: dict[str, float] = {}
-    for split in splits:
-        ds = load_stsb(split, path=args.data)
-        where = source(ds)
-        evaluator = STSEvaluator.from_dataset(ds, name=f"sts-{split}", batch_size=args.batch_size)
-        metrics = evaluator(model)
-        results.update(metrics)
-        print(f"\n{where}")
-        print(format_metrics(metrics))
-        print(f"primary: {evaluator.primary_metric} = {metrics[evaluator.primary_metric]:.4f}")
+    for out, flag in ((args.json, "--json"), (args.report, "--report")):
+        if out:
+            check_output(Path(out), args.overwrite, what=flag)
+    models = args.model or [DEFAULT_MODEL]
+    repeated = sorted({m for m in models if models.count(m) > 1})
+    if repeated:
+        raise ValueError(f"--model {repeated[0]} is given twice")
+    evaluators, lines = _eval_data(args)
+    for line in lines:
+        print(line)
+    tables = []
+    for name in models:
+        model = load_model(name, device=args.device, **_backend(args))
+        runs = f"{model.device}" if model.backend == "torch" else f"onnxruntime, {model.transformer.file.name}"
+        print(f"\nmodel: {name} ({model.dim}-d, max {model.max_seq_length} tokens, {runs})")
+        tables.append(compare({name: model}, evaluators, batch_size=args.batch_size))
+        if len(models) == 1:
+            for ev in evaluators:
+                metrics = tables[-1].attrs["metrics"][name][ev.name]
+                print(f"\n{ev.source}")
+                print(format_metrics(metrics))
+                print(f"primary: {ev.primary_metric} = {metrics[ev.primary_metric]:.4f}")
+        del model
+    table = _join_tables(tables)
+    if table.size > 1:
+        print(f"\n{format_comparison(table)}")
+        if len(models) > 1:
+            print("(the full metric set of each model and data set: --json)")
+    metrics = table.attrs["metrics"]
     if args.json:
         from workbench.atomic import atomic_write_text
 
-        atomic_write_text(Path(args.json), json.dumps(results, indent=2) + "\n")  # its folder is made if missing
+        # One model: its flat {key: value} dict, as before; several: one such dict per model name.
+        flat = {name: {k: v for by_data in metrics[name].values() for k, v in by_data.items()} for name in models}
+        content = flat[models[0]] if len(models) == 1 else flat
+        atomic_write_text(Path(args.json), json.dumps(content, indent=2) + "\n")  # its folder is made if missing
         print(f"\nwrote {args.json}")
+    if args.report:
+        from workbench.report import Section, write_report
+        from workbench.widgets.comparison import comparison_figure
+
+        sources = "\n".join(f"{ev.name}: {ev.source}" for ev in evaluators)
+        text = (f"{len(models)} model{'s' if len(models) > 1 else ''} on {len(evaluators)} data "
+                f"set{'s' if len(evaluators) > 1 else ''}; the bars are each data set's primary metric.")
+        write_report(Path(args.report), "workbench eval: model comparison",
+                     [Section("Comparison", text, figure=comparison_figure(table), pre=format_comparison(table)),
+                      Section("Data", pre=sources)])
+        print(f"wrote {args.report}")
     return 0
+
+
+class _DataAction(argparse.Action):
+    """``--data`` (repeatable): each one a data set; a ``--columns`` after it belongs to it."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        specs = list(getattr(namespace, self.dest, None) or [])
+        specs.append({"data": values, "columns": None})
+        setattr(namespace, self.dest, specs)
+
+
+class _ColumnsAction(argparse.Action):
+    """``--columns`` binds to the ``--data`` just before it; given before any ``--data``, to them all."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        specs = getattr(namespace, "data", None) or []
+        if not specs:
+            if getattr(namespace, "columns", None) is not None:
+                parser.error("--columns is given twice before the first --data")
+            namespace.columns = values
+        elif specs[-1]["columns"] is not None:
+            parser.error(f"--columns is given twice for --data {specs[-1]['data']}")
+        else:
+            specs[-1]["columns"] = values
+
+
+def _is_stsb_folder(path: Path) -> bool:
+    """A folder laid out like shared/data (holding stsb/), or the stsb folder itself."""
+    return path.is_dir() and ((path / "stsb").is_dir() or any(path.glob("stsb-*-*.tsv")))
+
+
+def _eval_data(args: argparse.Namespace) -> tuple[list, list[str]]:
+    """The evaluators ``workbench eval`` runs, and one line per data set saying what it is."""
+    from workbench.data import load_stsb
+    from workbench.evaluation import STSEvaluator
+
+    specs = args.data or [{"data": None, "columns": None}]
+    stsb = [spec for spec in specs if spec["data"] is None or _is_stsb_folder(Path(spec["data"]))]
+    if args.splits is not None and not stsb:
+        raise ValueError("--splits picks STS-B splits (of the default data or an STS-B folder); "
+                         "none of the --data is one. For a datasets folder or hub id use --data NAME@SPLIT")
+    splits = [s.strip() for s in (args.splits or "dev,test").split(",") if s.strip()]
+    unknown = [s for s in splits if s not in STS_SPLITS]
+    if stsb and (unknown or not splits):
+        raise ValueError(f"--splits {args.splits!r}: unknown {', '.join(map(repr, unknown)) or 'none given'}; "
+                         f"choose from {', '.join(STS_SPLITS)}")
+    evaluators, lines = [], []
+    for spec in specs:
+        value, columns = spec["data"], spec["columns"] or args.columns
+        if spec in stsb:
+            if spec["columns"]:
+                raise ValueError(f"--columns applies to files and data sets; {value} is an STS-B folder")
+            found = [STSEvaluator.from_dataset(load_stsb(split, path=value), name=f"sts-{split}",
+                                               batch_size=args.batch_size) for split in splits]
+        else:
+            path, split = Path(value), None
+            if not path.exists() and "@" in value:
+                path_text, split = value.rsplit("@", 1)
+                path = Path(path_text)
+            if path.is_dir() and not any((path / f).is_file() for f in ("dataset_info.json", "state.json",
+                                                                       "dataset_dict.json")):
+                raise ValueError(f"--data {value}: a folder, but neither an STS-B folder (with stsb/ inside, laid out "
+                                 "like shared/data) nor one written by datasets' save_to_disk")
+            found = [STSEvaluator.from_dataset(str(path), columns=columns, split=split,
+                                               skip_bad_rows=args.skip_bad_rows, batch_size=args.batch_size)]
+        for ev in found:
+            taken = {e.name for e in evaluators}
+            if ev.name in taken:  # two files called pairs.csv: pairs, pairs-2
+                unique = next(f"{ev.name}-{i}" for i in range(2, len(taken) + 3) if f"{ev.name}-{i}" not in taken)
+                renamed = STSEvaluator(ev.sentences1, ev.sentences2, ev.scores, name=unique, batch_size=args.batch_size)
+                renamed.pairs, ev = ev.pairs, renamed
+            evaluators.append(ev)
+            lines.append(f"data: {ev.name} = {ev.source}")
+            if ev.pairs is not None and ev.pairs.skipped:
+                first = "; ".join(ev.pairs.first_skipped.values())
+                lines.append(f"  {ev.pairs.skipped_summary()} (first of each: {first})")
+    return evaluators, lines
+
+
+def _join_tables(tables: list) -> Any:
+    """One :func:`~workbench.evaluation.compare` table from several, each of other models."""
+    import pandas as pd
+
+    table = pd.concat(tables) if len(tables) > 1 else tables[0].copy()
+    table.attrs = {"metrics": {m: v for t in tables for m, v in t.attrs["metrics"].items()},
+                   "primary": tables[0].attrs["primary"]}
+    return table
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -344,15 +455,42 @@ def build_parser() -> argparse.ArgumentParser:
     ec.add_argument("--quiet", action="store_true", help="no progress bar")
     ec.set_defaults(func=cmd_encode_corpus)
 
-    ev = sub.add_parser("eval", help="evaluate a model on STS-B (spearman/pearson for four similarity functions)")
-    ev.add_argument("--model", default=DEFAULT_MODEL)
-    ev.add_argument("--splits", default="dev,test")
-    ev.add_argument("--data", default=None, help="a folder laid out like shared/data (default: $WORKBENCH_DATA)")
+    ev = sub.add_parser(
+        "eval", help="evaluate models on STS-B or on your own scored pairs; several models and data sets give one table",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Spearman/Pearson correlation of the models' similarities (cosine, manhattan, euclidean, "
+                    "dot) with gold scores, as sentence-transformers' EmbeddingSimilarityEvaluator computes them.",
+        epilog="""what --data can be (repeat it for several data sets):
+  a folder holding stsb/ (laid out like shared/data; the default is $WORKBENCH_DATA): STS-B, the --splits of it
+  a .csv/.tsv/.jsonl/.json/.parquet file of scored pairs (TSV is read with quoting off)
+  a folder written by datasets' save_to_disk; FOLDER@SPLIT picks a split of a DatasetDict
+  a Hugging Face hub id (owner/name, or owner/name@split) when the hub is on
+
+columns: sentence1,sentence2,score when present; else two text columns and one numeric column are found by
+themselves; otherwise name them with --columns S1,S2,SCORE. A --columns belongs to the --data just before it;
+one given before the first --data applies to every --data without its own. Score scales do not matter.
+
+bad rows of a file or data set (a non-numeric, missing or NaN score, an empty sentence, a pair seen before):
+an error naming the file, line/row and column; --skip-bad-rows skips them and says how many, and why.
+At least 3 pairs are needed. STS-B folders are taken as published (they repeat a few pairs).
+
+several models or data sets: one table of spearman_cosine (model x data set); --json has every metric
+(one model: a flat {key: value}; several: one such dict per model) and --report an HTML bar chart.""")
+    ev.add_argument("--model", action="append", default=None,
+                    help=f"a model name or folder; repeat for several (default: {DEFAULT_MODEL})")
+    ev.add_argument("--data", action=_DataAction, default=None, metavar="FILE_OR_DATASET",
+                    help="scored pairs or an STS-B folder (see below); repeatable (default: STS-B from $WORKBENCH_DATA)")
+    ev.add_argument("--columns", action=_ColumnsAction, default=None, metavar="S1,S2,SCORE",
+                    help="the sentence1, sentence2 and score columns of the --data before it")
+    ev.add_argument("--splits", default=None, help="the STS-B splits of an STS-B folder (default: dev,test)")
+    ev.add_argument("--skip-bad-rows", action="store_true", help="skip bad rows of files and data sets (counted)")
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--device", default=None)
     _backend_options(ev)
     ev.add_argument("--json", default=None, help="also write the metrics to this JSON file")
-    ev.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    ev.add_argument("--report", default=None, metavar="OUT.html",
+                    help="also write an HTML report with a bar chart (self-contained: opens offline)")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --json or --report file")
     ev.set_defaults(func=cmd_eval)
 
     for name, text in (("train", "train a model from a recipe (e.g. recipes/offline-b-mnrl-minilm.toml)"),

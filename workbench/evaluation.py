@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
@@ -42,6 +43,11 @@ from scipy.stats import pearsonr, spearmanr
 from workbench.encoding import as_encode_fn, encode_with_progress
 from workbench.formatting import metric
 from workbench.similarity import canonical_fn_name, pairwise_similarity
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.data.pairs import ScoredPairs
 
 # All of workbench.similarity.SIMILARITY_FUNCTIONS, in the order sentence-transformers' STS evaluator
 # reports them (tests/test_evaluation.py checks that none is missing).
@@ -272,32 +278,74 @@ class STSEvaluator:
         self._texts, (self._idx1, self._idx2) = _unique_index(s1, s2)
         main = "cosine" if "cosine" in self.fns else self.fns[0]
         self.primary_metric = _prefixed(name, f"spearman_{main}")
+        self.pairs: ScoredPairs | None = None  # set by from_dataset
 
     @classmethod
     def from_dataset(
         cls,
         dataset: Any,
-        name: str = "sts-dev",
+        name: str | None = None,
         *,
-        columns: tuple[str, str, str] = ("sentence1", "sentence2", "score"),
+        columns: Sequence[str] | None = None,
+        split: str | None = None,
+        skip_bad_rows: bool = False,
+        check: bool | None = None,
         **kwargs: Any,
     ) -> STSEvaluator:
-        """Build from a ``datasets.Dataset``, a pandas DataFrame or a dict of columns.
+        """Build from scored pairs anywhere: a file, a ``datasets`` folder or hub id, a table in memory.
+
+        Reading, column detection and the bad-row rules are :func:`workbench.data.pairs.load_pairs`'s.
 
         Args:
-            dataset: anything indexable by column name with the three columns.
-            name: key prefix.
-            columns: names of the (sentence1, sentence2, score) columns.
+            dataset: a csv/tsv/jsonl/json/parquet file, a ``save_to_disk`` folder or a hub id (a
+                ``str`` or path), or a ``datasets.Dataset``, a pandas DataFrame or a dict of columns.
+            name: key prefix; by default the file's (folder's, hub id's) name for a path, and
+                ``"sts-dev"`` for a table in memory (as before).
+            columns: the (sentence1, sentence2, score) column names; by default
+                ``sentence1, sentence2, score`` when present, else found by kind (two text
+                columns and one numeric one).
+            split: the split of a ``DatasetDict`` folder or a hub data set.
+            skip_bad_rows: drop bad rows (counted in ``evaluator.pairs.skipped``) instead of
+                raising; implies ``check``.
+            check: apply the bad-row rules (non-numeric, missing or NaN score, empty sentence,
+                repeated pair, fewer than 3 pairs). By default on for paths and hub ids (your
+                own files) and off for tables in memory, which are taken as given, as before
+                (STS-B repeats a few pairs; the constructor still checks types and finite scores).
             **kwargs: passed to the constructor (``batch_size``, ``fns``).
 
         Returns:
-            The evaluator.
+            The evaluator; its ``pairs`` attribute holds what was read (``source`` says from where).
 
         Raises:
-            KeyError: a column is missing (the message lists the columns present).
+            DataError: a bad row, an unreadable source, too few pairs (see ``load_pairs``).
+            KeyError: a named column is missing or the columns cannot be told apart (a
+                :class:`~workbench.data.pairs.ColumnError`; the message lists the columns present).
+
+        Example:
+            >>> ev = STSEvaluator.from_dataset({"q": ["a b", "c d", "e f"], "d": ["a b c", "x", "e"], "y": [4, 0, 3]})
+            >>> ev.name, ev.pairs.columns
+            ('sts-dev', ('q', 'd', 'y'))
         """
-        sentences1, sentences2, scores = (_column(dataset, c) for c in columns)
-        return cls(sentences1, sentences2, scores, name=name, **kwargs)
+        from workbench.data.pairs import load_pairs
+
+        path_like = isinstance(dataset, (str, os.PathLike))
+        checked = skip_bad_rows or (path_like if check is None else check)
+        pairs = load_pairs(dataset, columns, split=split, skip_bad_rows=skip_bad_rows, check=checked)
+        if name is None:
+            name = pairs.name if path_like else "sts-dev"
+        evaluator = cls(pairs.sentences1, pairs.sentences2, pairs.scores, name=name, **kwargs)
+        evaluator.pairs = pairs
+        return evaluator
+
+    @property
+    def texts(self) -> list[str]:
+        """The distinct sentences, in first-seen order: what one evaluation encodes."""
+        return list(self._texts)
+
+    @property
+    def source(self) -> str | None:
+        """Where the pairs came from (one line), when built by :meth:`from_dataset`."""
+        return self.pairs.source if self.pairs is not None else None
 
     def __call__(self, encoder: Any) -> dict[str, float]:
         """Encode the sentences with ``encoder`` and score them.
@@ -460,6 +508,264 @@ class TripletEvaluator:
         return f"TripletEvaluator(name={self.name!r}, triplets={len(self.anchors)}, fns={self.fns})"
 
 
+# --------------------------------------------------------------------------- comparing models
+
+
+def compare(
+    models: Sequence[Any] | Mapping[str, Any],
+    evaluators: Sequence[Any] | Any,
+    *,
+    batch_size: int = 32,
+    device: str | None = None,
+) -> pd.DataFrame:
+    """Evaluate several models on several data sets: one row per model, one column per data set.
+
+    Each model encodes each distinct text once, however many evaluators hold it (the texts of
+    every evaluator with a ``texts`` attribute are encoded together first; what an evaluator
+    asks for beyond them is encoded on demand, once). A model given by name is loaded with
+    :func:`workbench.load_model` when its turn comes and released after it.
+
+    Args:
+        models: models as a list, or ``{name: model}`` to choose the row names. A model is a name
+            or folder (loaded with ``load_model(m, device=device)``), a workbench model, a
+            ``SentenceTransformer``, or a function ``texts -> array``. In a list, a name is its
+            own row name and a loaded model is named by the folder it came from (else its type).
+        evaluators: evaluators (anything with ``name``, ``primary_metric`` and
+            ``__call__(encoder) -> dict``), e.g. :class:`STSEvaluator`; their names must differ.
+        batch_size: passed to the models' ``encode``.
+        device: where models given by name are loaded.
+
+    Returns:
+        A DataFrame of the primary metric (``spearman_cosine`` for STS), index ``model``, columns
+        the evaluators' names. The full results are in ``table.attrs`` as plain dicts:
+        ``attrs["metrics"]`` is ``{model: {data set: {metric key: value}}}`` (the evaluators'
+        own keys, e.g. ``sts-dev_pearson_cosine``) and ``attrs["primary"]`` is
+        ``{data set: primary key}``; :func:`long_metrics` turns them into one row per number.
+        (pandas keeps ``attrs`` through ``copy``, ``round`` and selections; take them before
+        reshaping the table.)
+
+    Raises:
+        ValueError: no models or no evaluators, two with the same name.
+
+    Example:
+        >>> a = STSEvaluator(["a cat sits", "a man runs", "the sky is blue"], ["a cat sat", "a woman walks", "stocks fell"],
+        ...                  [4.8, 3.0, 0.2], name="toy")
+        >>> words = lambda texts: np.array([[t.split().count(w) for w in "a cat man sky sits sat runs".split()] + [1.0]
+        ...                                 for t in texts])
+        >>> length = lambda texts: np.array([[len(t), 1.0] for t in texts])
+        >>> table = compare({"words": words, "length": length}, [a])  # 3 pairs: a toy, not a measurement
+        >>> table.round(3)  # doctest: +NORMALIZE_WHITESPACE
+        data      toy
+        model
+        words   0.866
+        length  1.000
+        >>> round(table.attrs["metrics"]["words"]["toy"]["toy_pearson_cosine"], 3), table.attrs["primary"]
+        (0.797, {'toy': 'toy_spearman_cosine'})
+    """
+    import pandas as pd
+
+    named = _named_models(models)
+    evals = _named_evaluators(evaluators)
+    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    for model_name, model in named.items():
+        encoder = _load(model, device)
+        cache = _TextCache(encoder, batch_size)
+        cache.add(list(dict.fromkeys(t for ev in evals.values() for t in getattr(ev, "texts", ()))))
+        metrics[model_name] = {data: dict(ev(cache)) for data, ev in evals.items()}
+        del encoder, cache  # a model loaded by name goes before the next one loads
+    primary = {data: ev.primary_metric for data, ev in evals.items()}
+    table = pd.DataFrame(
+        [[metrics[m][d].get(primary[d], math.nan) for d in evals] for m in named],
+        index=pd.Index(list(named), name="model"),
+        columns=pd.Index(list(evals), name="data"),
+        dtype=float,
+    )
+    table.attrs = {"metrics": metrics, "primary": primary}
+    return table
+
+
+def long_metrics(table: pd.DataFrame) -> pd.DataFrame:
+    """Every number behind a :func:`compare` table, one row each.
+
+    Args:
+        table: what :func:`compare` returned (its ``attrs`` hold the metrics).
+
+    Returns:
+        Columns ``model``, ``data``, ``metric`` (the key without the data set's prefix, e.g.
+        ``spearman_cosine``), ``key`` (the evaluator's full key), ``value`` and ``primary`` (whether
+        it is the data set's primary metric).
+
+    Raises:
+        ValueError: the table has no ``attrs["metrics"]`` (it was not made by ``compare``, or was
+            reshaped since).
+    """
+    import pandas as pd
+
+    metrics, primary = table.attrs.get("metrics"), table.attrs.get("primary", {})
+    if metrics is None:
+        raise ValueError("this table has no attrs['metrics']: pass the DataFrame that compare() returned")
+    rows = [
+        {
+            "model": model,
+            "data": data,
+            "metric": key[len(data) + 1 :] if data and key.startswith(f"{data}_") else key,
+            "key": key,
+            "value": value,
+            "primary": key == primary.get(data),
+        }
+        for model, by_data in metrics.items()
+        for data, values in by_data.items()
+        for key, value in values.items()
+    ]
+    return pd.DataFrame(rows, columns=["model", "data", "metric", "key", "value", "primary"])
+
+
+def metric_table(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """A :func:`compare` table for another metric: ``pearson_cosine``, ``spearman_dot``...
+
+    Args:
+        table: what :func:`compare` returned.
+        metric: a metric name without the data set's prefix; ``None`` gives the primary metrics
+            (the table itself).
+
+    Returns:
+        Models × data sets, ``nan`` where a data set has no such metric (an evaluator of
+        another kind); ``attrs`` kept, ``attrs["shown"]`` says the metric.
+
+    Raises:
+        ValueError: no data set has the metric (the message lists those there are).
+
+    Example:
+        >>> import pandas as pd
+        >>> t = pd.DataFrame([[0.8]], index=pd.Index(["m"], name="model"), columns=pd.Index(["d"], name="data"))
+        >>> t.attrs = {"metrics": {"m": {"d": {"d_spearman_cosine": 0.8, "d_pearson_cosine": 0.75}}},
+        ...            "primary": {"d": "d_spearman_cosine"}}
+        >>> float(metric_table(t, "pearson_cosine").loc["m", "d"])
+        0.75
+    """
+    out = table.copy()
+    out.attrs = dict(table.attrs)
+    if metric is None:
+        out.attrs["shown"] = None
+        return out
+    metrics = table.attrs.get("metrics")
+    if metrics is None:
+        raise ValueError("this table has no attrs['metrics']: pass the DataFrame that compare() returned")
+    found = False
+    for model in out.index:
+        for data in out.columns:
+            value = metrics.get(model, {}).get(data, {}).get(_prefixed(str(data), metric))
+            found = found or value is not None
+            out.loc[model, data] = math.nan if value is None else value
+    if not found:
+        names = list(dict.fromkeys(long_metrics(table)["metric"]))
+        raise ValueError(f"no data set has the metric {metric!r}; the metrics are {', '.join(names)}")
+    out.attrs["shown"] = metric
+    return out
+
+
+def format_comparison(table: pd.DataFrame) -> str:
+    """A :func:`compare` table as plain text: models down, data sets across, 4 decimals.
+
+    The corner names the metric when every data set has the same one (``spearman_cosine``);
+    otherwise each column header says its own.
+
+    Example:
+        >>> import pandas as pd
+        >>> t = pd.DataFrame([[0.81, 0.7]], index=["m"], columns=["a", "b"])
+        >>> t.attrs["primary"] = {"a": "a_spearman_cosine", "b": "b_spearman_cosine"}
+        >>> print(format_comparison(t))
+        spearman_cosine       a       b
+        m                0.8100  0.7000
+    """
+    primary = table.attrs.get("primary", {})
+    short = {d: (primary.get(d, "")[len(str(d)) + 1 :] if primary.get(d, "").startswith(f"{d}_") else primary.get(d, ""))
+             for d in table.columns}
+    same = len(set(short.values())) == 1
+    corner = (next(iter(short.values())) if same else "model") or "model"
+    header = [corner] + [str(d) if same or not short[d] else f"{d} ({short[d]})" for d in table.columns]
+    body = [[str(m)] + [metric(None if math.isnan(v) else float(v)) for v in row]
+            for m, row in zip(table.index, table.to_numpy(), strict=True)]
+    return _table(header, body, numeric_from=1)
+
+
+class _TextCache:
+    """An encoder that encodes each distinct text once (for :func:`compare`), float32 rows."""
+
+    def __init__(self, encoder: Any, batch_size: int) -> None:
+        self.encode_fn = as_encode_fn(encoder, batch_size=batch_size)
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def add(self, texts: Sequence[str]) -> None:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if missing:
+            emb = encode_with_progress(self.encode_fn, missing, desc="encoding")  # (len(missing), dim)
+            self.vectors.update(zip(missing, emb, strict=True))
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        self.add(texts)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self.vectors[t] for t in texts])  # (len(texts), dim)
+
+
+def _named_models(models: Sequence[Any] | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(models, Mapping):
+        named = {str(k): v for k, v in models.items()}
+    else:
+        if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence):
+            models = [models]
+        named = {}
+        for model in models:
+            label = model_label(model)
+            if label in named:
+                raise ValueError(f"two models are called {label!r}; pass a dict {{name: model}} to name them")
+            named[label] = model
+    if not named:
+        raise ValueError("compare needs at least one model")
+    return named
+
+
+def _named_evaluators(evaluators: Any) -> dict[str, Any]:
+    if callable(evaluators) and hasattr(evaluators, "primary_metric"):
+        evaluators = [evaluators]
+    named: dict[str, Any] = {}
+    for ev in evaluators:
+        if not hasattr(ev, "primary_metric") or not callable(ev):
+            raise TypeError(f"not an evaluator (no primary_metric, or not callable): {ev!r:.80}")
+        label = getattr(ev, "name", None) or ev.primary_metric
+        if label in named:
+            raise ValueError(f"two evaluators are named {label!r}; give them different names (name=...)")
+        named[label] = ev
+    if not named:
+        raise ValueError("compare needs at least one evaluator")
+    return named
+
+
+def model_label(model: Any) -> str:
+    """A row name for a model: a name or path as given, a loaded model's folder name, else its type.
+
+    Example:
+        >>> model_label("all-MiniLM-L6-v2"), model_label(len)
+        ('all-MiniLM-L6-v2', 'len')
+    """
+    if isinstance(model, (str, os.PathLike)):
+        return str(model)
+    where = getattr(model, "source", None)  # a workbench model remembers its folder
+    if isinstance(where, (str, os.PathLike)) and str(where).strip("/\\"):
+        return str(where).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    return getattr(model, "__name__", None) or type(model).__name__
+
+
+def _load(model: Any, device: str | None) -> Any:
+    if isinstance(model, (str, os.PathLike)):
+        from workbench.models import load_model
+
+        return load_model(str(model), device=device)
+    return model
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -538,16 +844,6 @@ def _as_float64(x: Any, label: str) -> np.ndarray:
             "the encoder produced them (a diverged model, or fp16 overflow): no metric is computed on them"
         )
     return arr
-
-
-def _column(dataset: Any, column: str) -> list[Any]:
-    names = getattr(dataset, "column_names", None)
-    if names is None:
-        names = list(dataset.keys()) if hasattr(dataset, "keys") else []
-    if column not in names:
-        raise KeyError(f"column {column!r} not found; the data set has columns {list(names)}")
-    values = dataset[column]
-    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 def _table(header: list[str], body: list[list[str]], numeric_from: int) -> str:

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from workbench.widgets.comparison import ModelComparison
 from workbench.widgets.compression import CompressionExplorer
 from workbench.widgets.dashboard import LiveCurves, TrainingDashboard
 from workbench.widgets.explain import ExplainPair
@@ -30,6 +31,7 @@ __all__ = [
     "CompressionExplorer",
     "ExplainPair",
     "LiveCurves",
+    "ModelComparison",
     "ParaphraseMiner",
     "Projector",
     "SemanticSearch",
