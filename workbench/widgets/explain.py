@@ -31,8 +31,8 @@ def token_spans(tokens: tuple[str, ...], contributions: np.ndarray, scale: float
     """The tokens as HTML spans coloured by their contribution (the hover says the number).
 
     Example:
-        >>> token_spans(("a", "<b>"), np.array([0.5, -0.25]))[:60]
-        "<span title='+0.5000' style='background:rgba(214,39,40,0.85"
+        >>> token_spans(("a", "<b>"), np.array([0.5, -0.25]))[:61]
+        "<span title='+0.5000' style='background:rgba(214,39,40,0.850)"
     """
     scale = float(np.abs(contributions).max()) if scale is None and len(contributions) else (scale or 0.0)
     return " ".join(
