@@ -23,7 +23,7 @@ from workbench.data import DataError
 from workbench.data.pairs import DUPLICATE, EMPTY_SENTENCE, NO_SCORE, NOT_A_NUMBER, ColumnError, load_pairs
 from workbench.evaluation import STSEvaluator, compare, format_comparison, long_metrics, metric_table
 
-N_ROWS = 100
+N_ROWS = 60
 FNS = ["cosine", "euclidean", "manhattan", "dot"]
 # Torch on one thread: on this busy machine MiniLM encodes ~6x faster so (conftest.one_thread).
 pytestmark = pytest.mark.usefixtures("one_thread")

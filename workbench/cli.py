@@ -181,7 +181,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from workbench.report import Section, write_report
         from workbench.widgets.comparison import comparison_figure
 
-        sources = "\n".join(f"{ev.name}: {ev.source}" for ev in evaluators)
+        sources = "\n".join(lines)
         text = (f"{len(models)} model{'s' if len(models) > 1 else ''} on {len(evaluators)} data "
                 f"set{'s' if len(evaluators) > 1 else ''}; the bars are each data set's primary metric.")
         write_report(Path(args.report), "workbench eval: model comparison",

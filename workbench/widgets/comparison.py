@@ -64,8 +64,9 @@ def draw_comparison(fig: Any, table: pd.DataFrame, metric: str | None = None) ->
             trace.hovertemplate = f"{model}<br>%{{x}}: %{{y:.4f}}<extra></extra>"
         fig.update_layout(
             barmode="group", title_text=f"{label}: {len(models)} model(s) × {len(data_sets)} data set(s)",
-            xaxis_title_text="data set", yaxis_title_text=label, legend_title_text="model", height=420,
-            margin=dict(l=60, r=20, t=60, b=60),
+            xaxis_title_text="data set", yaxis_title_text=label, legend_title_text="model", height=460,
+            # below the bars: model names are often paths, which beside the plot would squeeze it
+            legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), margin=dict(l=60, r=20, t=60, b=40),
         )  # fmt: skip
     return shown
 
