@@ -219,7 +219,7 @@ def test_explorer_numbers_equal_direct_computations(minilm):
     sts = load_stsb("dev", path=Path(__file__).parents[1] / "workbench" / "samples" / "sts-sample.tsv")
     w = CompressionExplorer({"minilm": minilm, "short": short}, sts=sts, captions=caption_task(12, _sample_captions()))
     assert w.is_sample and "SAMPLE" in w.status.value
-    assert w.dims == [384, 256, 128, 100, 64, 32, 16, 8]
+    assert w.dims == [384, 256, 128, 100, 64, 32]
     gold = np.asarray(sts["score"], dtype=np.float64)
     seen = set()
     for precision, dim in [("float32", 384), ("int8", 64), ("uint8", 100), ("binary", 32), ("ubinary", 256),

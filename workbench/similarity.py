@@ -521,14 +521,16 @@ def quantized_similarity(a: np.ndarray, b: np.ndarray | None = None, precision: 
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     b = a if b is None else b
     if precision in ("binary", "ubinary"):
-        ua, ub = (np.unpackbits(_as_ubinary(x), axis=-1).astype(np.float64) * 2 - 1 for x in (a, b))  # ±1 per bit
+        # ±1 per bit; float32 sums of ±1 are exact up to 2^24 bits, and its matmul is twice as fast.
+        ua, ub = (np.unpackbits(_as_ubinary(x), axis=-1).astype(np.float32) * 2 - 1 for x in (a, b))
         bits = ua.shape[-1]
         agree = (ua * ub).sum(axis=-1) if pairwise else ua @ ub.T  # = bits - 2 * hamming
-        return (agree + bits) / (2 * bits)
-    if precision == "uint8":
-        a, b = np.asarray(a, dtype=np.float64) - 128, np.asarray(b, dtype=np.float64) - 128
-    fa, fb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return pairwise_similarity(fa, fb) if pairwise else similarity_matrix(fa, fb)
+        return (agree.astype(np.float64) + bits) / (2 * bits)
+    shift = 128 if precision == "uint8" else 0
+    fa, fb = (np.atleast_2d(np.asarray(x, dtype=np.float64)) - shift for x in (a, b))
+    fa, fb = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS) for x in (fa, fb))  # unit rows
+    scores = (fa * fb).sum(axis=1) if pairwise else fa @ fb.T  # one BLAS call: faster than the blocked torch path
+    return np.clip(scores, -1.0, 1.0)
 
 
 def _as_ubinary(x: np.ndarray) -> np.ndarray:

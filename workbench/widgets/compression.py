@@ -1,10 +1,11 @@
 """What shrinking the vectors costs: fewer dimensions and a smaller number type, measured live.
 
 :class:`CompressionExplorer` encodes its texts once per model (float32, every dimension) and
-keeps the vectors; moving the dimension slider or choosing a precision only truncates,
-renormalises and quantizes those cached vectors with numpy
-(:func:`workbench.similarity.quantize_embeddings`) and scores them again
-(:func:`workbench.similarity.quantized_similarity`), so a change takes milliseconds.
+keeps the vectors. Each (dimension, precision) setting truncates, renormalises and quantizes
+those cached vectors with numpy (:func:`workbench.similarity.quantize_embeddings`) and scores
+them again (:func:`workbench.similarity.quantized_similarity`): a few tenths of a second each
+for 1,500 captions, so all of them are measured when the explorer is made, and moving a control
+afterwards only redraws (milliseconds).
 
 Two measurements per setting, each shown beside the same model's full float32 vectors:
 
@@ -20,6 +21,7 @@ numbers mean nothing beyond showing that it works.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import warnings
 from collections.abc import Mapping, Sequence
@@ -45,6 +47,9 @@ from workbench.widgets._common import EmbeddingCache, View, encoder_name, figure
 _OWNER = "CompressionExplorer"
 CAPTION_FILE = Path("multi30k-captions") / "captions-test_2016.tsv"
 RECALL_K = 10
+# uint8 codes are the int8 codes plus 128 and ubinary bytes the binary ones plus 128: their scores
+# (quantized_similarity) are identical, so each pair is measured once.
+_TWINS = {"uint8": "int8", "ubinary": "binary"}
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -128,22 +133,21 @@ def recall_at_k(scores: np.ndarray, image_of: Sequence[int], k: int = RECALL_K) 
         >>> recall_at_k(s, [0, 0, 1, 1], k=1)  # caption 0 ties 1 (relevant) with 3: the earlier wins
         1.0
     """
-    s = np.asarray(scores, dtype=np.float64)
+    s = np.array(scores, dtype=np.float64)  # a copy: the diagonal is changed
     img = np.asarray(image_of)
     n = len(img)
-    np.fill_diagonal(s := s.copy(), -np.inf)  # a query never finds itself
-    recalls = []
-    for image in np.unique(img):
-        rows = np.flatnonzero(img == image)  # the captions of one image: queries and each other's relevant ones
-        block = s[rows]  # (r, n)
-        rel = block[:, rows]  # (r, r): scores of the relevant candidates (self at -inf)
-        higher = (block[:, None, :] > rel[:, :, None]).sum(axis=2)  # (r, r): candidates above each relevant one
-        earlier = np.arange(n)[None, None, :] < rows[None, :, None]  # (1, r, n): candidates before it
-        ties = ((block[:, None, :] == rel[:, :, None]) & earlier).sum(axis=2)
-        found = (higher + ties) < k  # (r, r)
-        np.fill_diagonal(found, False)
-        recalls.extend(found.sum(axis=1) / (len(rows) - 1))
-    return float(np.mean(recalls))
+    np.fill_diagonal(s, -np.inf)  # a query never finds itself
+    k = min(k, n - 1)
+    kth = np.partition(s, n - k, axis=1)[:, n - k][:, None]  # (n, 1): each query's k-th best score
+    above = s > kth  # (n, n): in the top k whatever the ties (fewer than k of them)
+    tied = s == kth
+    tied_before = np.cumsum(tied, axis=1) - tied  # equal scores earlier in the row
+    top = above | (tied & (above.sum(axis=1, keepdims=True) + tied_before < k))  # (n, n): exactly k per row
+    relevant = img[:, None] == img[None, :]
+    np.fill_diagonal(relevant, False)
+    counts = relevant.sum(axis=1)
+    has = counts > 0  # a caption alone with its image has nothing to find: not a query
+    return float(((top & relevant).sum(axis=1)[has] / counts[has]).mean())
 
 
 def _sts_pairs(sts: Any, limit: int | None) -> tuple[list[str], list[str], np.ndarray, str, bool]:
@@ -194,8 +198,8 @@ def truncate_normalize(emb: np.ndarray, dim: int) -> np.ndarray:
     """The first ``dim`` columns of ``emb``, each row scaled to unit length (a zero row stays zero).
 
     Example:
-        >>> truncate_normalize(np.array([[3.0, 4.0, 12.0]]), 2).round(6).tolist()
-        [[0.6, 0.8]]
+        >>> truncate_normalize(np.array([[0.0, 2.0, 5.0], [0.0, 0.0, 1.0]]), 2).tolist()
+        [[0.0, 1.0], [0.0, 0.0]]
     """
     cut = np.asarray(emb, dtype=np.float32)[:, :dim]
     return cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)
@@ -231,14 +235,16 @@ def measure(vectors: _Vectors, gold: np.ndarray, image_of: Sequence[int], dim: i
 
 
 def default_dims(full: Sequence[int]) -> list[int]:
-    """The slider's dims: each model's full size and the powers of two from 8 below the largest, descending.
+    """The slider's dims: each model's full size and the powers of two from 32 below the largest, descending.
+
+    Each precision's curve is measured at all of them when first chosen, so they are kept few.
 
     Example:
         >>> default_dims([384, 256])
-        [384, 256, 128, 64, 32, 16, 8]
+        [384, 256, 128, 64, 32]
     """
     top = max(full)
-    dims = set(full) | {2**p for p in range(3, 16) if 2**p < top}
+    dims = set(full) | {2**p for p in range(5, 16) if 2**p < top}
     return sorted(dims, reverse=True)
 
 
@@ -246,7 +252,8 @@ def default_dims(full: Sequence[int]) -> list[int]:
 class CompressionExplorer(View):
     """STS-B dev spearman and caption recall@10 as the vectors lose dimensions and precision, live.
 
-    Each model's texts are encoded once (float32, all dimensions). The slider picks a number of
+    Each model's texts are encoded once (float32, all dimensions) and every (dim, precision)
+    setting is measured on those vectors when the explorer is made. The slider picks a number of
     dimensions (the first ``d``, renormalised), the buttons a precision; the figure shows, per
     model, both metrics against the dimension at that precision (solid) and in float32 (dotted),
     with the chosen setting marked, and the table the numbers with the share kept of the
@@ -277,7 +284,7 @@ class CompressionExplorer(View):
         >>> chars = lambda texts: np.array([[t.count(c) + 1.0 for c in "abcdeghilmnorstuwy "] for t in texts])
         >>> sts = (["a cat sits", "a man runs", "the sky is blue", "dogs bark"],
         ...        ["a kitten sits", "a woman walks", "stocks fell", "a dog barks"], [4.8, 2.5, 0.2, 4.0])
-        >>> w = CompressionExplorer({"chars": chars}, sts=sts, captions=caption_task(3, _sample_captions()))
+        >>> w = CompressionExplorer({"chars": chars}, sts=sts, captions=caption_task(3, _sample_captions()), dims=[19, 8])
         >>> w.dim.value = 8
         >>> w.precision_buttons.value = "binary"
         >>> p = w.points["chars"]
@@ -316,6 +323,11 @@ class CompressionExplorer(View):
             raise ValueError(f"dims must lie in 1..{max(full)} (the widest model's dim), got {list(dims)}")
         self.dims = dims
         self._memo: dict[tuple[str, int, str], CompressionPoint] = {}
+        # Every setting is measured now (numpy on the cached vectors; seconds for 1,500 captions), so
+        # that moving a control only redraws.
+        for name in self.vectors:
+            for p in PRECISIONS:
+                self.curve(name, p)
         self.baseline = {name: self.point(name, v.dim, "float32") for name, v in self.vectors.items()}
         self.points: dict[str, CompressionPoint] = {}
 
@@ -341,7 +353,11 @@ class CompressionExplorer(View):
             return None
         key = (model, dim, precision)
         if key not in self._memo:
-            self._memo[key] = measure(vectors, self.gold, self.task.image_of, dim, precision, model)
+            twin = _TWINS.get(precision)
+            if twin is not None:  # the same scores exactly: take the twin's numbers, with this precision's name
+                self._memo[key] = dataclasses.replace(self.point(model, dim, twin), precision=precision)
+            else:
+                self._memo[key] = measure(vectors, self.gold, self.task.image_of, dim, precision, model)
         return self._memo[key]
 
     def curve(self, model: str, precision: str) -> list[CompressionPoint | None]:
