@@ -402,6 +402,18 @@ def test_cli_data_rules(tmp_path, capsys, stsb_dir, monkeypatch):
     assert "good.csv: column 'x' not found" in capsys.readouterr().err
     assert main(["eval", "--data", str(good), "--data", str(sick), "--columns", "x,q,g"]) == 2
     assert "sick.csv: column 'x' not found" in capsys.readouterr().err
+    # a missing file with an @ in its name is a missing file; FOLDER@SPLIT picks a split of a saved DatasetDict
+    assert main(["eval", "--data", str(tmp_path / "mine@2.csv")]) == 2
+    assert "mine@2.csv: no such file" in capsys.readouterr().err
+    import datasets
+
+    part = datasets.Dataset.from_dict({"p": [r[0] for r in GOOD], "q": [r[1] for r in GOOD],
+                                       "g": [float(r[2]) for r in GOOD]})
+    datasets.DatasetDict({"train": part, "test": part}).save_to_disk(str(tmp_path / "dd"))
+    assert main(["eval", "--data", str(tmp_path / "dd"), "--model", "no-such-model"]) == 2
+    assert "has splits train, test; choose one" in capsys.readouterr().err
+    assert main(["eval", "--data", f"{tmp_path / 'dd'}@nope", "--model", "no-such-model"]) == 2
+    assert "no split 'nope'; it has train, test" in capsys.readouterr().err
     # a hub id needs the hub (off in tests)
     assert main(["eval", "--data", "someone/their-pairs@test"]) == 2
     err = capsys.readouterr().err

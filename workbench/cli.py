@@ -223,6 +223,7 @@ def _is_stsb_folder(path: Path) -> bool:
 def _eval_data(args: argparse.Namespace) -> tuple[list, list[str]]:
     """The evaluators ``workbench eval`` runs, and one line per data set saying what it is."""
     from workbench.data import load_stsb
+    from workbench.data.pairs import looks_like_hub_id
     from workbench.evaluation import STSEvaluator
 
     specs = args.data or [{"data": None, "columns": None}]
@@ -245,9 +246,10 @@ def _eval_data(args: argparse.Namespace) -> tuple[list, list[str]]:
                                                batch_size=args.batch_size) for split in splits]
         else:
             path, split = Path(value), None
-            if not path.exists() and "@" in value:
-                path_text, split = value.rsplit("@", 1)
-                path = Path(path_text)
+            if not path.exists() and "@" in value:  # FOLDER@SPLIT or owner/name@split
+                base, maybe = value.rsplit("@", 1)
+                if Path(base).is_dir() or (not Path(base).exists() and looks_like_hub_id(base)):
+                    path, split = Path(base), maybe
             if path.is_dir() and not any((path / f).is_file() for f in ("dataset_info.json", "state.json",
                                                                        "dataset_dict.json")):
                 raise ValueError(f"--data {value}: a folder, but neither an STS-B folder (with stsb/ inside, laid out "

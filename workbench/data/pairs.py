@@ -279,7 +279,7 @@ def _open(source: Any, split: str | None, format: str | None) -> _Table:
         path = Path(source)
         if path.is_dir():
             return _from_disk(path, split)
-        if path.exists() or not _looks_like_hub_id(str(source)):
+        if path.exists() or not looks_like_hub_id(str(source)):
             if split is not None:
                 raise DataError(f"{path}: split={split!r} applies to a datasets folder or hub id, not to a file")
             return _from_file(path, format)
@@ -371,7 +371,13 @@ def _pick_split(dd: Mapping[str, Any], split: str | None, label: str) -> Any:
     return dd[split]
 
 
-def _looks_like_hub_id(text: str) -> bool:
+def looks_like_hub_id(text: str) -> bool:
+    """Whether ``text`` reads as a hub id (``owner/name``) rather than a path: two parts, no file extension.
+
+    Example:
+        >>> looks_like_hub_id("sentence-transformers/stsb"), looks_like_hub_id("data/pairs.csv")
+        (True, False)
+    """
     # owner/name, without path-like parts: "data/pairs.csv" that is missing is a missing file.
     parts = text.split("/")
     return (
