@@ -1099,3 +1099,266 @@ def test_map_box_selection_reaches_the_kernel(map_nb):
         f"the selection table appeared {shown_after:.1f} s after the mouse was released "
         f"(at most {MAP_SELECTION_SHOWN_S} s expected)"
     )
+
+
+# ----- issue 17: ExplainPair (token × token terms of a cosine) and CompressionExplorer -------------------
+EXPLAIN_NOTEBOOK = "explain.ipynb"
+EXPLAIN_CELLS = (
+    """\
+from workbench import load_model
+from workbench.widgets import CompressionExplorer, ExplainPair
+
+model = load_model("all-MiniLM-L6-v2", device="cpu")""",
+    """\
+pair = ExplainPair(model, "a dog bites a man", "a man bites a dog")
+pair""",
+    """\
+explorer = CompressionExplorer(model, sts_limit=200, images=40)
+explorer""",
+    # What the kernel holds, printed as one JSON line (the cell is run again to read it later).
+    """\
+import dataclasses, json
+r, z = pair.result, pair.fig.data[0].z
+print("STATE " + json.dumps({
+    "pair": {
+        "text_a": pair.text_a.value, "text_b": pair.text_b.value, "hide_special": pair.hide_special.value,
+        "cosine": float(r.cosine), "tokens_a": list(r.tokens_a), "tokens_b": list(r.tokens_b),
+        "z": [len(z), len(z[0])], "matrix": [len(r.matrix), len(r.matrix[0])],
+        "title": pair.fig.layout.title.text, "errors": [repr(e) for e in pair.errors],
+    },
+    "explorer": {
+        "dim": explorer.dim.value, "precision": explorer.precision_buttons.value,
+        "traces": [{"name": t.name, "mode": t.mode, "x": list(t.x), "y": [float(v) for v in t.y]} for t in explorer.fig.data],
+        "points": {name: dataclasses.asdict(p) for name, p in explorer.points.items()},
+        "baseline": {name: dataclasses.asdict(p) for name, p in explorer.baseline.items()},
+        "title": explorer.fig.layout.title.text, "errors": [repr(e) for e in explorer.errors],
+    },
+}))""",
+)
+EX_SETUP, EX_PAIR, EX_COMPRESSION, EX_STATE = range(4)
+EXPLAIN_RUN_S = 120  # from the widgets' cells run to a new text explained and drawn (0.5 s on a quiet machine)
+# The token heatmap as plotly.js holds and drew it.
+JS_TOKEN_HEATMAP = f"""i => {{
+  const gd = ({JS_PLOTS})(i)[0];
+  if (!gd || !gd._fullData || !gd._fullLayout) return null;
+  const z = gd._fullData[0].z || [];
+  const title = gd.querySelector('.gtitle');
+  return {{
+    type: gd._fullData[0].type,
+    rows: z.length, cols: z.length ? z[0].length : 0,
+    images: gd.querySelectorAll('.heatmaplayer .hm image').length,
+    cellTexts: gd.querySelectorAll('.heatmaplayer text').length,
+    xticks: Array.from(gd.querySelectorAll('.xaxislayer-above .xtick text')).map(t => t.textContent),
+    yticks: Array.from(gd.querySelectorAll('.yaxislayer-above .ytick text')).map(t => t.textContent),
+    title: title ? title.textContent : '',
+  }};
+}}"""
+# The compression figure as plotly.js holds and drew it: per trace, its name, points and SVG markers.
+JS_COMPRESSION = f"""i => {{
+  const gd = ({JS_PLOTS})(i)[0];
+  if (!gd || !gd._fullData || !gd._fullLayout) return null;
+  const title = gd.querySelector('.gtitle');
+  return {{
+    traces: gd._fullData.map(t => ({{name: t.name, mode: t.mode, x: Array.from(t.x || []), y: Array.from(t.y || [])}})),
+    markers: Array.from(gd.querySelectorAll('.scatterlayer .trace')).map(g => g.querySelectorAll('path.point').length),
+    lines: Array.from(gd.querySelectorAll('.scatterlayer .trace')).map(
+      g => Array.from(g.querySelectorAll('path.js-line')).some(l => (l.getAttribute('d') || '').length > 2)),
+    legend: Array.from(gd.querySelectorAll('.legend .traces .legendtext')).map(t => t.textContent),
+    title: title ? title.textContent : '',
+  }};
+}}"""
+
+
+def _explain_state(nb: Notebook) -> dict:
+    text = nb.cell(EX_STATE).locator(".jp-Cell-outputArea").inner_text()
+    match = re.search(r"STATE (\{.*\})", text)
+    assert match, f"no STATE line in the state cell's output: {text!r}"
+    return json.loads(match.group(1))
+
+
+def _token_heatmap(nb: Notebook) -> dict:
+    look = nb.page.evaluate(JS_TOKEN_HEATMAP, EX_PAIR)
+    assert look is not None, "the token heatmap is not drawn"
+    return look
+
+
+def _compression_look(nb: Notebook) -> dict:
+    look = nb.page.evaluate(JS_COMPRESSION, EX_COMPRESSION)
+    assert look is not None, "the compression figure is not drawn"
+    return look
+
+
+def _table_rows(nb: Notebook, cell: int) -> list[list[str]]:
+    """The body rows of the first HTML table in the cell's output, cell by cell, as the page shows them."""
+    return nb.page.evaluate(
+        f"""i => Array.from(({JS_CELL})(i).querySelectorAll('.jp-Cell-outputArea table tbody tr')).map(
+          tr => Array.from(tr.querySelectorAll('td')).map(td => td.textContent.trim()))""",
+        cell,
+    )
+
+
+@pytest.fixture(scope="module")
+def explain_nb(lab, page):
+    """``explain.ipynb`` (an ExplainPair, a CompressionExplorer, a state cell) open in a tab of its own, run."""
+    _write_notebook(lab.root / EXPLAIN_NOTEBOOK, *EXPLAIN_CELLS)
+    tab = page.context.new_page()
+    try:
+        nb = Notebook(tab, lab)
+        nb.run_all(EXPLAIN_NOTEBOOK, last=EX_STATE, drawn=(EX_PAIR, EX_COMPRESSION))
+        yield nb
+    finally:
+        tab.close()
+
+
+def test_explain_pair_draws_the_token_terms_and_follows_typing_and_the_checkbox(explain_nb):
+    nb = explain_nb
+    state = _explain_state(nb)["pair"]
+    assert state["errors"] == [], state["errors"]
+    n_a, n_b = len(state["tokens_a"]), len(state["tokens_b"])
+    assert state["tokens_a"][0] == "[CLS]" and state["tokens_a"][-1] == "[SEP]", state["tokens_a"]
+    assert state["z"] == state["matrix"] == [n_a, n_b], state
+    # The browser draws the kernel's matrix: a row per token of a, a column per token of b, named by them.
+    look = _token_heatmap(nb)
+    assert look["type"] == "heatmap" and look["images"] == 1, look
+    assert (look["rows"], look["cols"]) == (n_a, n_b), (look, state)
+    assert look["yticks"] == state["tokens_a"] and look["xticks"] == state["tokens_b"], (look, state)
+    assert look["cellTexts"] >= n_a * n_b, f"{look['cellTexts']} numbers drawn in {n_a} × {n_b} cells"
+    assert look["title"] == state["title"], (look["title"], state["title"])
+    summary = nb.cell(EX_PAIR).locator(".widget-html", has_text="cosine").first.inner_text()
+    shown = re.search(r"cosine (-?\d\.\d{4})", summary)
+    assert shown and shown.group(1) == f"{state['cosine']:.4f}", (summary, state["cosine"])
+    assert "exact decomposition" in summary, summary
+    # Type a new second sentence as a person would; Enter commits it (continuous_update=False).
+    sentence = "The film was not good."
+    box = nb.cell(EX_PAIR).locator(".widget-text input").nth(1)
+    box.click()
+    nb.page.keyboard.press("Control+A")
+    nb.page.keyboard.type(sentence, delay=20)
+    box.press("Enter")
+    typed = time.monotonic()
+    nb.wait(
+        f"i => ({JS_TOKEN_HEATMAP})(i) && ({JS_TOKEN_HEATMAP})(i).xticks.includes('not')",
+        EX_PAIR, EXPLAIN_RUN_S, "the heatmap to show the typed sentence's tokens", EX_PAIR,
+    )  # fmt: skip
+    redrawn_s = time.monotonic() - typed
+    _run_cell(nb, EX_STATE)
+    state = _explain_state(nb)["pair"]
+    assert state["text_b"] == sentence and state["text_a"] == "a dog bites a man", state
+    assert state["errors"] == [], state["errors"]
+    assert "not" in state["tokens_b"] and state["tokens_b"][-1] == "[SEP]", state["tokens_b"]
+    n_a, n_b = len(state["tokens_a"]), len(state["tokens_b"])
+    look = _token_heatmap(nb)
+    assert (look["rows"], look["cols"]) == (n_a, n_b) == tuple(state["z"]), (look, state)
+    assert look["xticks"] == state["tokens_b"] and look["yticks"] == state["tokens_a"], (look, state)
+    summary = nb.cell(EX_PAIR).locator(".widget-html", has_text="cosine").first.inner_text()
+    assert f"cosine {state['cosine']:.4f}" in summary, (summary, state["cosine"])
+    # The checkbox: [CLS] and [SEP] leave both axes, and the summary says what share they held.
+    checkbox = nb.cell(EX_PAIR).locator(".widget-checkbox", has_text="hide [CLS]/[SEP]").locator("input").first
+    checkbox.click()
+    nb.wait(
+        f"""([i, rows, cols]) => {{ const h = ({JS_TOKEN_HEATMAP})(i);
+          return h && h.rows === rows && h.cols === cols; }}""",
+        [EX_PAIR, n_a - 2, n_b - 2], 60, "the heatmap to lose the [CLS] and [SEP] rows and columns", EX_PAIR,
+    )  # fmt: skip
+    _run_cell(nb, EX_STATE)
+    hidden = _explain_state(nb)["pair"]
+    assert hidden["hide_special"] is True and hidden["errors"] == [], hidden
+    assert hidden["tokens_a"] == state["tokens_a"][1:-1] and hidden["tokens_b"] == state["tokens_b"][1:-1], hidden
+    look = _token_heatmap(nb)
+    assert look["yticks"] == hidden["tokens_a"] and look["xticks"] == hidden["tokens_b"], (look, hidden)
+    assert "[CLS]" not in look["xticks"] + look["yticks"] and "[SEP]" not in look["xticks"] + look["yticks"]
+    summary = nb.cell(EX_PAIR).locator(".widget-html", has_text="cosine").first.inner_text()
+    assert "special tokens hidden: they held" in summary and f"cosine {hidden['cosine']:.4f}" in summary, summary
+    nb.no_errors_shown(EX_PAIR)
+    assert not nb.console, "browser console errors:\n" + "\n".join(nb.console[-10:])
+    nb.screenshot(EX_PAIR, "explain_pair.png")
+    print(f"typed sentence drawn {redrawn_s:.1f} s after Enter")
+
+
+def _kernel_row(point: dict, base: dict) -> list[str]:
+    """The table row the explorer shows for a point, formatted as the widget formats it."""
+    def share(value: float, full: float) -> str:
+        return f"{100 * value / full:.1f}%" if full else "—"
+
+    return [
+        point["model"], str(point["dim"]), point["precision"],
+        f"{point['sts_spearman']:.4f} ({share(point['sts_spearman'], base['sts_spearman'])})",
+        f"{point['recall_at_10']:.4f} ({share(point['recall_at_10'], base['recall_at_10'])})",
+        f"{point['bytes_per_vector']:,}", f"{point['bytes_per_vector']:,.0f} MB",
+    ]
+
+
+def _same_traces(look: dict, kernel: dict) -> None:
+    """The browser holds the kernel's traces (names, points, values) and draws markers where the mode asks."""
+    assert [t["name"] for t in look["traces"]] == [t["name"] for t in kernel["traces"]], (look, kernel)
+    for drawn, held in zip(look["traces"], kernel["traces"], strict=True):
+        assert drawn["x"] == held["x"], (drawn, held)
+        assert drawn["y"] == pytest.approx(held["y"], abs=1e-9), (drawn, held)
+    want = [len(t["x"]) if "markers" in t["mode"] else 0 for t in kernel["traces"]]
+    assert look["markers"] == want, f"SVG markers per trace {look['markers']}, the kernel's modes ask for {want}"
+    assert all(line for line, t in zip(look["lines"], kernel["traces"], strict=True) if "lines" in t["mode"]), look
+    assert look["title"] == kernel["title"], (look["title"], kernel["title"])
+
+
+def test_compression_explorer_draws_the_kernels_curves_and_follows_its_controls(explain_nb):
+    nb = explain_nb
+    cell = nb.cell(EX_COMPRESSION)
+    state = _explain_state(nb)["explorer"]
+    assert state["errors"] == [], state["errors"]
+    (name,) = state["points"]
+    assert state["dim"] == 384 and state["precision"] == "float32", state
+    # Per panel (STS, retrieval): the float32 curve, the chosen precision's curve, the chosen point.
+    assert [t["name"] for t in state["traces"]] == [f"{name} · {s}" for s in ("float32", "float32", "chosen")] * 2
+    _same_traces(_compression_look(nb), state)
+    assert _table_rows(nb, EX_COMPRESSION) == [_kernel_row(state["points"][name], state["baseline"][name])]
+    text = cell.locator(".jp-Cell-outputArea").inner_text()
+    assert "STS-B" in text and "SAMPLE" not in text, text[:500]  # the real data, not the built-in sample
+    # The "binary" button, pressed in the browser.
+    before = nb.fingerprint(EX_COMPRESSION)
+    cell.get_by_role("button", name="binary", exact=True).click()
+    nb.wait_redrawn(EX_COMPRESSION, before, timeout_s=60)
+    nb.wait(
+        f"i => ({JS_COMPRESSION})(i).title.endsWith('· binary')", EX_COMPRESSION, 60,
+        "the title to say binary", EX_COMPRESSION,
+    )  # fmt: skip
+    # The dim slider, dragged to the middle of its track (384, 256, 128, 64, 32: 128).
+    slider = cell.locator(".widget-slider", has_text="dimensions").first
+    readout = slider.locator(".widget-readout")
+    assert readout.inner_text().strip() == "384"
+    before = nb.fingerprint(EX_COMPRESSION)
+    nb.drag_slider(slider, 0.5)
+    nb.wait(
+        "el => el.textContent.trim() !== '384'", readout.element_handle(), 10, "the slider's readout to change",
+        EX_COMPRESSION,
+    )  # fmt: skip
+    dim = int(readout.inner_text().strip())
+    assert dim in (256, 128, 64), f"dragged to the middle, the slider reads {dim}"
+    nb.wait(
+        f"([i, t]) => ({JS_COMPRESSION})(i).title === t", [EX_COMPRESSION, f"{dim} dimensions · binary"], 60,
+        f"the title to say {dim} dimensions · binary", EX_COMPRESSION,
+    )  # fmt: skip
+    _run_cell(nb, EX_STATE)
+    state = _explain_state(nb)["explorer"]
+    assert state["errors"] == [], state["errors"]
+    assert state["dim"] == dim and state["precision"] == "binary", state
+    point = state["points"][name]
+    assert (point["dim"], point["precision"], point["bytes_per_vector"]) == (dim, "binary", dim // 8), point
+    assert [t["name"] for t in state["traces"]] == [f"{name} · {s}" for s in ("float32", "binary", "chosen")] * 2
+    look = _compression_look(nb)
+    _same_traces(look, state)
+    # The chosen point, ringed in each panel, is the kernel's measurement at that setting.
+    chosen = [t for t in look["traces"] if t["name"].endswith("· chosen")]
+    assert [t["x"] for t in chosen] == [[dim], [dim]], chosen
+    assert chosen[0]["y"] == pytest.approx([point["sts_spearman"]]) and chosen[1]["y"] == pytest.approx(
+        [point["recall_at_10"]]), (chosen, point)  # fmt: skip
+    assert _table_rows(nb, EX_COMPRESSION) == [_kernel_row(point, state["baseline"][name])]
+    nb.no_errors_shown(EX_COMPRESSION)
+    assert not nb.console, "browser console errors:\n" + "\n".join(nb.console[-10:])
+    nb.screenshot(EX_COMPRESSION, "compression_explorer.png")
+
+
+def test_the_explain_notebook_shows_no_traceback(explain_nb):
+    run = explain_nb.page.evaluate(JS_RUN_STATE)
+    assert run["raised"] == [], run["raised"][0][-3000:] if run["raised"] else ""
+    for cell in range(len(EXPLAIN_CELLS)):
+        explain_nb.no_errors_shown(cell)
