@@ -172,7 +172,11 @@ def _sts_pairs(sts: Any, limit: int | None) -> tuple[list[str], list[str], np.nd
     if len(gold) < 3:
         raise ValueError(f"{_OWNER} needs at least 3 STS pairs, got {len(gold)}")
     is_sample = bool(info is not None and info.is_sample)
-    what = f"{'SAMPLE ' if is_sample else ''}{info if info is not None else 'STS pairs'} ({len(gold)} pairs)"
+    if info is None:
+        what = f"STS pairs ({len(gold)} pairs)"
+    else:  # the source line counts the whole file's pairs; say how many are used when that is fewer
+        used = f", the first {len(gold)} used" if len(gold) < len(checked.scores) else ""
+        what = f"{'SAMPLE ' if is_sample else ''}{info}{used}"
     return s1, s2, gold, what, is_sample
 
 
@@ -334,7 +338,7 @@ class CompressionExplorer(View):
         self.dim = widgets.SelectionSlider(options=dims, value=dims[0], description="dimensions",
                                            continuous_update=False, layout=widgets.Layout(width="420px"))
         self.precision_buttons = widgets.ToggleButtons(options=list(PRECISIONS), value=precision,
-                                                       description="precision")
+                                                       description="precision", style={"button_width": "72px"})
         self.fig = figure_widget(self._figure())
         self.table = widgets.HTML()
         note = " · <b>SAMPLE data: the numbers mean nothing</b> (set WORKBENCH_DATA)" if self.is_sample else ""
@@ -381,7 +385,8 @@ class CompressionExplorer(View):
                               row=1, col=col)
         for col in (1, 2):
             fig.update_xaxes(type="log", title_text="dimensions", tickvals=self.dims, row=1, col=col)
-        fig.update_layout(height=420, margin={"t": 40, "b": 40, "l": 50, "r": 20}, template="plotly_white")
+        fig.update_layout(height=440, margin={"t": 80, "b": 40, "l": 50, "r": 20}, template="plotly_white",
+                          title={"y": 0.97, "yanchor": "top"})  # above the panel titles, not on them
         return fig
 
     def update(self) -> None:
@@ -418,7 +423,7 @@ class CompressionExplorer(View):
                     f"{chosen.recall_at_10:.4f} ({_share(chosen.recall_at_10, base.recall_at_10)})",
                     f"{chosen.bytes_per_vector:,}", f"{chosen.mb_per_million:,.0f} MB",
                 ])
-        self.fig.layout.title = f"{dim} dimensions · {precision}" + (" · SAMPLE" if self.is_sample else "")
+        self.fig.layout.title.text = f"{dim} dimensions · {precision}" + (" · SAMPLE" if self.is_sample else "")
         self.table.value = html_table(
             ["model", "dims", "precision", "STS spearman (of float32 full)", f"recall@{RECALL_K} (of float32 full)",
              "bytes / vector", "1M vectors"], rows)
