@@ -346,11 +346,11 @@ class Notebook:
         js = f"([i, k, before]) => ({JS_FINGERPRINT})([i, k]) !== before"
         self.wait(js, [cell, k, before], timeout_s, "the figure to change", cell)
 
-    def state(self) -> dict:
-        """What the kernel printed in the last cell (when the cells ran)."""
-        text = self.cell(STATE).locator(".jp-Cell-outputArea").inner_text()
+    def state(self, cell: int = STATE) -> dict:
+        """What the kernel printed as a ``STATE {...}`` line in ``cell`` (when it last ran)."""
+        text = self.cell(cell).locator(".jp-Cell-outputArea").inner_text()
         match = re.search(r"STATE (\{.*\})", text)
-        assert match, f"no STATE line in the last cell's output: {text!r}"
+        assert match, f"no STATE line in the output of cell {cell}: {text!r}"
         return json.loads(match.group(1))
 
     def no_errors_shown(self, cell: int) -> None:
@@ -912,13 +912,6 @@ def _run_cell(nb: Notebook, i: int, timeout_s: float = 60) -> None:
     )  # fmt: skip
 
 
-def _map_state(nb: Notebook) -> dict:
-    text = nb.cell(MAP_STATE).locator(".jp-Cell-outputArea").inner_text()
-    match = re.search(r"STATE (\{.*\})", text)
-    assert match, f"no STATE line in the state cell's output: {text!r}"
-    return json.loads(match.group(1))
-
-
 def _map_look(nb: Notebook) -> dict:
     look = nb.page.evaluate(JS_MAP, MAP)
     assert look is not None, "the map's figure is not drawn"
@@ -972,7 +965,7 @@ def map_nb(lab, page):
     try:
         nb = Notebook(tab, lab)
         nb.run_all(MAP_NOTEBOOK, last=MAP_STATE, drawn=(MAP,))
-        nb.first_state = _map_state(nb)  # printed just after the map was shown: PCA, UMAP on its way
+        nb.first_state = nb.state(MAP_STATE)  # printed just after the map was shown: PCA, UMAP on its way
         start = time.monotonic()
         nb.wait(JS_MAP_DONE, MAP, MAP_UMAP_S, "the UMAP layout and its cluster names to be drawn", MAP)
         nb.umap_s = time.monotonic() - start
@@ -986,7 +979,7 @@ def test_map_draws_100000_points_with_webgl(map_nb):
     import base64
 
     nb = map_nb
-    first, state = nb.first_state, _map_state(nb)
+    first, state = nb.first_state, nb.state(MAP_STATE)
     # PCA at once: the cell returned with every point on the map while UMAP was still running.
     assert first["shown"] == "pca" and not first["done"], first["status"]
     assert sum(t["n"] for t in first["traces"]) == MAP_POINTS, first["traces"]
@@ -1010,7 +1003,7 @@ def test_map_draws_100000_points_with_webgl(map_nb):
 
 def test_map_names_the_clusters_the_kernel_found(map_nb):
     nb = map_nb
-    state, look = _map_state(nb), _map_look(nb)
+    state, look = nb.state(MAP_STATE), _map_look(nb)
     names = state["clusters"]
     assert names and len(names) >= 3, f"clusters found: {names}"
     assert look["annotations"] == state["annotations"], (look["annotations"], state["annotations"])
@@ -1086,7 +1079,7 @@ def test_map_box_selection_reaches_the_kernel(map_nb):
     shown = int(re.search(r"([\d,]+) points selected", caption.inner_text()).group(1).replace(",", ""))
     assert shown == in_browser, f"the table says {shown} points, plotly selected {in_browser}"
     _run_cell(nb, MAP_STATE)
-    state = _map_state(nb)
+    state = nb.state(MAP_STATE)
     assert state["selection"] == state["selected_rows"] == shown > 0, state
     assert state["errors"] == [], state["errors"]
     rows = nb.cell(MAP).locator("table", has_text="points selected").first.locator("tbody tr").count()
@@ -1169,13 +1162,6 @@ JS_COMPRESSION = f"""i => {{
 }}"""
 
 
-def _explain_state(nb: Notebook) -> dict:
-    text = nb.cell(EX_STATE).locator(".jp-Cell-outputArea").inner_text()
-    match = re.search(r"STATE (\{.*\})", text)
-    assert match, f"no STATE line in the state cell's output: {text!r}"
-    return json.loads(match.group(1))
-
-
 def _token_heatmap(nb: Notebook) -> dict:
     look = nb.page.evaluate(JS_TOKEN_HEATMAP, EX_PAIR)
     assert look is not None, "the token heatmap is not drawn"
@@ -1212,7 +1198,7 @@ def explain_nb(lab, page):
 
 def test_explain_pair_draws_the_token_terms_and_follows_typing_and_the_checkbox(explain_nb):
     nb = explain_nb
-    state = _explain_state(nb)["pair"]
+    state = nb.state(EX_STATE)["pair"]
     assert state["errors"] == [], state["errors"]
     n_a, n_b = len(state["tokens_a"]), len(state["tokens_b"])
     assert state["tokens_a"][0] == "[CLS]" and state["tokens_a"][-1] == "[SEP]", state["tokens_a"]
@@ -1242,7 +1228,7 @@ def test_explain_pair_draws_the_token_terms_and_follows_typing_and_the_checkbox(
     )  # fmt: skip
     redrawn_s = time.monotonic() - typed
     _run_cell(nb, EX_STATE)
-    state = _explain_state(nb)["pair"]
+    state = nb.state(EX_STATE)["pair"]
     assert state["text_b"] == sentence and state["text_a"] == "a dog bites a man", state
     assert state["errors"] == [], state["errors"]
     assert "not" in state["tokens_b"] and state["tokens_b"][-1] == "[SEP]", state["tokens_b"]
@@ -1261,7 +1247,7 @@ def test_explain_pair_draws_the_token_terms_and_follows_typing_and_the_checkbox(
         [EX_PAIR, n_a - 2, n_b - 2], 60, "the heatmap to lose the [CLS] and [SEP] rows and columns", EX_PAIR,
     )  # fmt: skip
     _run_cell(nb, EX_STATE)
-    hidden = _explain_state(nb)["pair"]
+    hidden = nb.state(EX_STATE)["pair"]
     assert hidden["hide_special"] is True and hidden["errors"] == [], hidden
     assert hidden["tokens_a"] == state["tokens_a"][1:-1] and hidden["tokens_b"] == state["tokens_b"][1:-1], hidden
     look = _token_heatmap(nb)
@@ -1303,7 +1289,7 @@ def _same_traces(look: dict, kernel: dict) -> None:
 def test_compression_explorer_draws_the_kernels_curves_and_follows_its_controls(explain_nb):
     nb = explain_nb
     cell = nb.cell(EX_COMPRESSION)
-    state = _explain_state(nb)["explorer"]
+    state = nb.state(EX_STATE)["explorer"]
     assert state["errors"] == [], state["errors"]
     (name,) = state["points"]
     assert state["dim"] == 384 and state["precision"] == "float32", state
@@ -1338,7 +1324,7 @@ def test_compression_explorer_draws_the_kernels_curves_and_follows_its_controls(
         f"the title to say {dim} dimensions · binary", EX_COMPRESSION,
     )  # fmt: skip
     _run_cell(nb, EX_STATE)
-    state = _explain_state(nb)["explorer"]
+    state = nb.state(EX_STATE)["explorer"]
     assert state["errors"] == [], state["errors"]
     assert state["dim"] == dim and state["precision"] == "binary", state
     point = state["points"][name]
