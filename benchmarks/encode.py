@@ -9,7 +9,7 @@ row reports the quality of what was encoded: STS-B test spearman (cosine) from t
 Backends (``--backends``, comma-separated, or ``all``):
 
 - ``torch``: workbench's torch path vs sentence-transformers' (the default backend);
-- ``onnx``, ``onnx-O3``, ``onnx-int8``, ``onnx-O3-int8``: workbench's onnxruntime backend vs sentence-transformers'
+- ``onnx``, ``onnx-O2``, ``onnx-O3``, ``onnx-int8``, ``onnx-O2-int8``, ``onnx-O3-int8``: workbench's onnxruntime backend vs sentence-transformers'
   ``backend="onnx"`` on the same graph (needs sentence-transformers' ``[onnx]`` extra, which
   installs with sentence-transformers 5.x only: ``bash benchmarks/onnx-env.sh`` makes that
   environment); each is also set against sentence-transformers' torch path;
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 warnings.filterwarnings("ignore")
-ALL = ("torch", "onnx", "onnx-O3", "onnx-int8", "onnx-O3-int8", "static", "student")
+ALL = ("torch", "onnx", "onnx-O2", "onnx-O3", "onnx-int8", "onnx-O2-int8", "onnx-O3-int8", "static", "student")
 
 
 def _sentences(args) -> tuple[list[str], dict]:
@@ -54,6 +54,38 @@ def _sentences(args) -> tuple[list[str], dict]:
     dev = load_stsb("dev")
     texts = list(dict.fromkeys(list(test["sentence1"]) + list(test["sentence2"]) + list(dev["sentence1"]) + list(dev["sentence2"])))
     return texts, {"s1": list(test["sentence1"]), "s2": list(test["sentence2"]), "score": np.asarray(test["score"], float)}
+
+
+def _graph_name(backend: str) -> str:
+    """``onnx``, ``onnx-O2``, ``onnx-int8``, ``onnx-O3-int8``, ... -> the file sentence-transformers' naming gives it."""
+    from workbench.export import quantization_settings
+    from workbench.models.onnx_backend import cpu_isa
+
+    parts = backend.split("-")[1:]
+    level = next((p for p in parts if p in ("O1", "O2", "O3", "O4")), None)
+    name = "model" + (f"_{level}" if level else "")
+    if "int8" in parts:
+        name += "_" + quantization_settings(cpu_isa())["suffix"]
+    return f"onnx/{name}.onnx"
+
+
+def _make_graphs(onnx_dir: str, backends: list[str], model_path: str) -> None:
+    """The optimized and int8 graphs the backends name, made from the folder's ``onnx/model.onnx`` where missing."""
+    from transformers import AutoConfig
+
+    from workbench.export import _optimize, _quantize, quantization_settings
+    from workbench.models.onnx_backend import cpu_isa
+
+    folder = Path(onnx_dir)
+    config = AutoConfig.from_pretrained(model_path)
+    for backend in backends:
+        level = next((p for p in backend.split("-") if p in ("O1", "O2", "O3", "O4")), None)
+        optimized = folder / f"onnx/model_{level}.onnx" if level else folder / "onnx/model.onnx"
+        if not optimized.exists():
+            _optimize(folder / "onnx/model.onnx", optimized, level, config)
+        target = folder / _graph_name(backend)
+        if not target.exists():
+            _quantize(optimized, target, quantization_settings(cpu_isa()))
 
 
 def _paragraphs(n: int, tokenizer) -> list[str]:
@@ -108,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="32", help="comma-separated, e.g. 32,128")
     parser.add_argument("--long-paragraphs", type=int, default=384, help="how many ~200-token paragraphs")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--onnx-dir", default=None, help="an exported folder (default: export --model, O3 and int8, "
+    parser.add_argument("--onnx-dir", default=None, help="an exported folder (default: export --model; the O2/O3 and int8 graphs the backends name are made in it, "
                         "into a temporary folder)")
     parser.add_argument("--static", default=None, help="a static model folder (default: distill one from --model)")
     parser.add_argument("--student", default=None, help="a (pruned, exported) student folder for the student row")
@@ -140,14 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         from workbench.export import export_onnx
 
         onnx_dir = str(scratch / "onnx")
-        export_onnx(path, onnx_dir, optimize="O3", quantize="int8")
-        # the int8 graph of the plain (unfused) model too, as sentence-transformers' guide makes it
-        from workbench.export import _quantize, quantization_settings
-        from workbench.models.onnx_backend import cpu_isa
-
-        _quantize(Path(onnx_dir) / "onnx" / "model.onnx",
-                  Path(onnx_dir) / "onnx" / f"model_{quantization_settings(cpu_isa())['suffix']}.onnx",
-                  quantization_settings(cpu_isa()))
+        export_onnx(path, onnx_dir)
+    if any(b.startswith("onnx") for b in backends):
+        _make_graphs(onnx_dir, [b for b in backends if b.startswith("onnx")], path)
     try:
         import optimum.onnxruntime  # noqa: F401
 
@@ -174,9 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                     from workbench.models.onnx_backend import onnx_files
 
                     graphs = onnx_files(onnx_dir)
-                    wanted = {"onnx": "onnx/model.onnx", "onnx-O3": "onnx/model_O3.onnx",
-                              "onnx-int8": next((g for g in graphs if "qint8" in g and "O3" not in g), None),
-                              "onnx-O3-int8": next((g for g in graphs if "qint8" in g and "O3" in g), None)}[backend]
+                    wanted = _graph_name(backend)
                     if wanted is None or wanted not in graphs:
                         print(f"skip {backend}: no such graph in {onnx_dir} ({graphs})", file=sys.stderr)
                         continue

@@ -65,7 +65,9 @@ def test_minilm_fp32_and_int8_against_torch(minilm_int8: Path, minilm_path: Path
     assert np.abs(fp32 - reference).max() <= 1e-4
     int8_model = load_model(minilm_int8, backend="onnx")  # the manifest's default: the int8 graph
     assert int8_model.transformer.file.name == Path(want).name
+    threads = torch.get_num_threads()
     int8 = int8_model.encode(TEXTS)
+    assert torch.get_num_threads() == threads  # torch runs single-threaded beside onnxruntime, then is restored
     cos = (int8 * reference).sum(1) / np.linalg.norm(int8, axis=1) / np.linalg.norm(reference, axis=1)
     # close (a two-letter text moves most), and really quantized
     assert cos.min() > 0.9 and cos.mean() > 0.98 and np.abs(int8 - reference).max() > 1e-4
@@ -74,6 +76,11 @@ def test_minilm_fp32_and_int8_against_torch(minilm_int8: Path, minilm_path: Path
 def test_optimized_graph(tmp_path, tiny_bert):
     result = export_onnx(tiny_bert(layers=1), tmp_path / "o2", optimize="O2")
     assert result.file == "onnx/model_O2.onnx" and result.max_abs_diff <= 1e-4
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "o2" / result.file)).graph.node}
+    # attention fused into one node (eager export + the config's heads), Add + LayerNorm kept apart on CPU
+    assert "Attention" in ops and "Softmax" not in ops and "SkipLayerNormalization" not in ops
     with pytest.raises(ExportError, match="O4"):
         if torch.cuda.is_available():
             pytest.skip("O4 is allowed with a GPU")

@@ -301,6 +301,12 @@ def encode_texts(
     show = progress if progress is not None else n >= 256 * batch_size  # only work that takes a while
     bar = tqdm(total=n, desc="encode", unit="text", disable=not show, leave=False)
     bs = batch_size
+    # With an onnxruntime graph, torch runs only the small modules after it (pooling, Dense, Normalize).
+    # onnxruntime's worker threads keep spinning between runs, so torch's own thread pool would fight them
+    # for the cores: one torch thread made encoding 1.4x faster here (2 cores, STS-B sentences, batch 32).
+    torch_threads = torch.get_num_threads()
+    if getattr(model, "backend", "torch") == "onnx":
+        torch.set_num_threads(1)
     try:
         with torch.inference_mode():
             for chunk in _consecutive_ranges(n, chunk_size):
@@ -347,6 +353,8 @@ def encode_texts(
                     bar.update(len(batch))
     finally:
         bar.close()
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
         if was_training:
             model.train()
     out = result[0] if single else result

@@ -23,6 +23,7 @@ from workbench.models.files import ModelFileError, _inside, check_folder, read_j
 from workbench.models.transformer import Transformer
 
 ONNX_FOLDER = "onnx"
+CPU_DISABLED_FUSIONS = ["SkipLayerNormFusion"]  # see OnnxTransformer
 MANIFEST = "workbench_export.json"  # which file `workbench export` made last, and how
 
 
@@ -137,7 +138,10 @@ class OnnxTransformer(Transformer):
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+            # onnxruntime's own SkipLayerNorm fusion at load time is left out for the same reason as in
+            # workbench.export._optimize: on CPU the fused node is several times slower than Add + LayerNorm.
+            self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"],
+                                                disabled_optimizers=CPU_DISABLED_FUSIONS)
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types for bad graphs
             raise ModelFileError(f"{file} cannot be loaded by onnxruntime ({type(err).__name__}: "
                                  f"{str(err).splitlines()[0][:200]}); export the model again") from None
