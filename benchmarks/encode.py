@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="32", help="comma-separated, e.g. 32,128")
     parser.add_argument("--long-paragraphs", type=int, default=384, help="how many ~200-token paragraphs")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--onnx-dir", default=None, help="an exported folder (default: export --model; the O2/O3 and int8 graphs the backends name are made in it, "
-                        "into a temporary folder)")
+    parser.add_argument("--onnx-dir", default=None, help="an exported folder (default: a fresh export of --model into "
+                        "a temporary folder); the O2/O3 and int8 graphs the backends name are made in it")
     parser.add_argument("--static", default=None, help="a static model folder (default: distill one from --model)")
     parser.add_argument("--student", default=None, help="a (pruned, exported) student folder for the student row")
     parser.add_argument("--student-backend", default="onnx", choices=["torch", "onnx"])
