@@ -27,6 +27,7 @@ from workbench.data import (
     load_nli_triplets,
     load_sentences,
     load_stsb,
+    load_wikisplit_pairs,
     read_records,
     sample_file,
     source,
@@ -156,6 +157,24 @@ def test_caption_pairs(data_dir: Path, split: str, images: int) -> None:
         assert ds[0] == {"anchor": raw[0][1], "positive": raw[0][2]}
 
 
+def test_wikisplit_pairs(data_dir: Path, tmp_path: Path) -> None:
+    if not (data_dir / "wikipedia-sentences" / "raw").is_dir():
+        pytest.skip(f"no wikipedia-sentences/raw/ under WORKBENCH_DATA ({data_dir})")
+    ds = load_wikisplit_pairs("all", path=data_dir)
+    assert ds.num_rows == 15000 and load_wikisplit_pairs("tune", path=data_dir).num_rows == 5000
+    # quoting off: the tokenised '' quotes and leading ' of WikiSplit stay as they are
+    raw = (data_dir / "wikipedia-sentences" / "raw" / "wiki-split-tune.tsv").read_text(encoding="utf-8").splitlines()
+    complex_, split = raw[0].split("\t")
+    assert ds[0]["anchor"] == complex_ and "<::::>" not in ds[0]["positive"]
+    assert ds[0]["positive"] == " ".join(p.strip() for p in split.split("<::::>"))
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("one sentence only\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.tsv, line 1: expected 'complex sentence<TAB>split sentences'"):
+        load_wikisplit_pairs("tune", path=bad)
+    with pytest.raises(ValueError, match="unknown WikiSplit split 'train'"):
+        load_wikisplit_pairs("train")
+
+
 def test_sentences(data_dir: Path) -> None:
     needed = ["wikipedia-sentences", "misc-english-sentences", "multi30k-captions"]
     if not all((data_dir / n).is_dir() for n in needed):
@@ -199,6 +218,7 @@ def test_sample_stsb_when_no_data(no_data: None) -> None:
         (lambda: load_nli_pairs("test"), ["premise", "hypothesis", "label"]),
         (lambda: load_caption_pairs("val"), ["anchor", "positive"]),
         (lambda: load_sentences(), ["sentence"]),
+        (lambda: load_wikisplit_pairs(), ["anchor", "positive"]),
     ],
 )
 def test_every_loader_falls_back_to_the_sample(no_data: None, load, columns: list[str]) -> None:

@@ -184,3 +184,102 @@ def test_a_distillation_card_counts_only_the_sentences_it_trained_on(tmp_path, m
     result = run_recipe(recipe, run_dir=tmp_path / "run", device="cpu")
     card = (Path(result.model_path) / "README.md").read_text(encoding="utf-8")
     assert "* Size: 80 training samples" in card and "dataset_size:80" in card
+
+
+FRESH_STATIC = """
+name = "fresh-static"
+kind = "train"
+
+[model]
+static = true
+tokenizer = "all-MiniLM-L6-v2"
+dim = 16
+
+[loss]
+name = "MultipleNegativesRankingLoss"
+
+[[data]]
+loader = "caption_pairs"
+pairs_per_image = 2
+
+[train]
+max_steps = 3
+batch_size = 8
+lr = 0.05
+keep_best = false
+"""
+
+
+DISTILL_FRESH_STATIC = """
+name = "distill-fresh-static"
+kind = "distill"
+
+[teacher]
+model = "all-MiniLM-L6-v2"
+
+[student]
+static = true
+tokenizer = "all-MiniLM-L6-v2"
+dim = 16
+
+[loss]
+name = "MSELoss"
+
+[[data]]
+loader = "sentences"
+"""
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("dim = 16", "[model]: a fresh static model needs dim = <vector size, >= 1> (got None)"),
+    ('tokenizer = "all-MiniLM-L6-v2"', "[model]: dim applies to a fresh static model only (static = true with tokenizer"),
+    ("dim = 16\npooling = 'cls'", "remove pooling (it takes tokenizer, dim, normalize, seed)"),
+])
+def test_a_fresh_static_model_is_checked(tmp_path, change, message):
+    text = FRESH_STATIC
+    if "\n" in change:
+        text = text.replace("dim = 16", change)
+    else:
+        text = text.replace(change + "\n", "")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(_write(tmp_path, text))
+    assert message in str(err.value)
+    distill = load_recipe("offline-static").to_dict()
+    assert distill["student"]["static"] is True  # the distilled static student is still its own thing
+    with pytest.raises(RecipeError, match=r"\[student\]: tokenizer and dim make a fresh static table; frequencies "
+                                          "belong to a static student distilled from a teacher"):
+        load_recipe("offline-static", ['student.tokenizer="all-MiniLM-L6-v2"', "student.dim=8"])
+    with pytest.raises(RecipeError, match=r"\[student\]: a static student is distilled from the teacher's vocabulary; "
+                                          "remove tokenizer and dim"):
+        load_recipe(_write(tmp_path, DISTILL_FRESH_STATIC))
+
+
+def test_a_fresh_static_recipe_trains_from_random_vectors(tmp_path, minilm_path):
+    from sentence_transformers import SentenceTransformer
+
+    from workbench.models import load_model
+    from workbench.recipes import run_recipe
+    from workbench.recipes.run import _seeded, build_from_spec
+
+    recipe = load_recipe(_write(tmp_path, FRESH_STATIC))
+    start = build_from_spec(_seeded(recipe))  # what run_recipe builds: seeded by [train] seed
+    table = start.layers[0].embedding.weight.detach().clone()
+    tok = start.layers[0].tokenizer
+    assert table.shape == (30522, 16) and 0.005 < float(table[tok.unk_token_id].std()) < 0.02
+    assert float(table[0].abs().sum()) == 0.0  # [PAD] (a special a text never produces) starts at zero
+    again = build_from_spec(_seeded(recipe)).layers[0].embedding.weight  # seeded: the same start every time
+    assert torch_equal(table, again)
+    result = run_recipe(recipe, run_dir=tmp_path / "run")
+    trained = load_model(result.model_path)
+    moved = (trained.layers[0].embedding.weight.detach() - table).abs().sum(dim=1)
+    assert moved.max() > 0 and (moved > 0).sum() < 30522  # the tokens it saw moved, the rest did not
+    texts = ["A dog runs on the grass.", "Two people sit at a table."]
+    ours = trained.encode(texts)
+    theirs = SentenceTransformer(result.model_path, device="cpu").encode(texts)
+    assert abs(ours - theirs).max() <= 1e-5
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

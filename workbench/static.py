@@ -159,3 +159,50 @@ def distill_static(
                             similarity_fn_name=model.similarity_fn_name)
     static.source = f"static distillation of {model.source or 'a model'}"
     return static
+
+
+FRESH_STD = 0.01  # the random start of a fresh table: small, so tokens that training never sees stay small
+
+
+def fresh_static(tokenizer: Any, dim: int, normalize: bool = True, seed: int | None = 0) -> EmbeddingModel:
+    """A static model with random token vectors (no teacher, no pretrained weights): a start for training.
+
+    Only the tokenizer's vocabulary is borrowed. Every token gets a vector drawn from
+    ``N(0, FRESH_STD**2)``, except special tokens a text never produces (``[CLS]``, ``[PAD]``...),
+    which get zeros; the unknown token keeps its random vector. Training (MNRL on pairs) then
+    moves the tokens it sees; with mean pooling and ``Normalize``, the small start keeps unseen
+    tokens from dominating a sentence.
+
+    Args:
+        tokenizer: a fast transformers tokenizer, a ``tokenizers.Tokenizer``, or a model name or
+            folder whose tokenizer to use.
+        dim: the vector size.
+        normalize: end the model with ``Normalize`` (cosine similarity).
+        seed: seeds the random table (``None``: torch's current state).
+
+    Example:
+        >>> model = fresh_static("all-MiniLM-L6-v2", dim=8, seed=0)
+        >>> model.dim, model.encode(["a cat", "a dog"]).shape
+        (8, (2, 8))
+    """
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1 (got {dim})")
+    if isinstance(tokenizer, (str, os.PathLike)):
+        from transformers import AutoTokenizer
+
+        from workbench.models.model import _transformer_folder
+
+        tokenizer = AutoTokenizer.from_pretrained(str(_transformer_folder(tokenizer)))
+    generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+    size = len(tokenizer) if hasattr(tokenizer, "__len__") else tokenizer.get_vocab_size()
+    table = torch.randn((size, dim), generator=generator) * FRESH_STD
+    specials = set(getattr(tokenizer, "all_special_ids", []) or [])
+    specials.discard(getattr(tokenizer, "unk_token_id", None))
+    if specials:
+        table[sorted(specials)] = 0.0
+    modules: list[Any] = [StaticEmbedding(tokenizer, table)]
+    if normalize:
+        modules.append(Normalize())
+    model = EmbeddingModel(modules)
+    model.source = f"a fresh static table ({size} tokens x {dim}, random)"
+    return model

@@ -35,6 +35,7 @@ from .catalog import (
     load_nli_triplets,
     load_sentences,
     load_stsb,
+    load_wikisplit_pairs,
 )
 from .files import Records, load_file, read_records
 from .sample import sample_file
@@ -57,6 +58,7 @@ __all__ = [
     "load_nli_triplets",
     "load_sentences",
     "load_stsb",
+    "load_wikisplit_pairs",
     "read_records",
     "sample_file",
     "source",

@@ -21,6 +21,7 @@ SAMPLES = {
     "nli-triplets": "nli-triplets-sample.tsv",  # anchor, positive, negative
     "captions": "captions-sample.tsv",  # image, caption1..caption5
     "sentences": "sentences-sample.tsv",  # source (wikipedia / misc), sentence
+    "wikisplit": "wikisplit-sample.tsv",  # complex<TAB>split (no header, as WikiSplit's own files)
 }
 
 
@@ -28,7 +29,7 @@ def sample_file(name: str) -> Path:
     """Path of a built-in sample file.
 
     Args:
-        name: ``"sts"``, ``"nli-triplets"``, ``"captions"`` or ``"sentences"``.
+        name: ``"sts"``, ``"nli-triplets"``, ``"captions"``, ``"sentences"`` or ``"wikisplit"``.
 
     Returns:
         The TSV's path inside the installed package.

@@ -45,6 +45,11 @@ def build_from_spec(spec: ModelSpec, device: str | None = None, teacher: Any = N
         if spec.max_seq_length is not None:
             model.max_seq_length = spec.max_seq_length
         return model
+    if spec.fresh_static:
+        from workbench.static import fresh_static
+
+        model = fresh_static(spec.tokenizer, spec.dim, normalize=spec.normalize is not False, seed=spec.seed)
+        return model.to(device) if device is not None else model
     if spec.from_teacher:
         from workbench.distill import make_student
 

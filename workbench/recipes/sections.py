@@ -72,8 +72,10 @@ class ModelSpec:
     normalize: bool | None = None  # None: none for a new model, the teacher's for a copy of it
     max_seq_length: int | None = None
     seed: int | None = None  # seeds every new random weight; None: the recipe's [train] seed
-    # A static student (a distillation's [student] only): the teacher's vocabulary distilled into a table.
+    # A static model. In a distillation's [student]: the teacher's vocabulary distilled into a table.
+    # In a train recipe's [model], with tokenizer and dim: a fresh random table over that vocabulary.
     static: bool = False
+    dim: int | None = None  # a fresh static table's vector size
     pca_dims: int | None = None  # None: keep the teacher's space (what MSE training against it needs)
     sif_coefficient: float | None = None  # None: workbench.static.SIF_COEFFICIENT
     frequencies: str | None = None  # "data": count token frequencies on the training sentences; "zipf"
@@ -81,6 +83,22 @@ class ModelSpec:
     def __post_init__(self) -> None:
         check_fields(self)
         static_keys = ("pca_dims", "sif_coefficient", "frequencies")
+        if self.static and self.tokenizer is not None:  # a fresh static table
+            mixed = [k for k in static_keys if getattr(self, k) is not None]
+            if mixed:
+                raise ValueError(f"tokenizer and dim make a fresh static table; {', '.join(mixed)} belong to a static "
+                                 "student distilled from a teacher: keep one or the other")
+            extra = [f.name for f in dataclasses.fields(self)
+                     if f.name not in ("static", "tokenizer", "dim", "normalize", "seed")
+                     and getattr(self, f.name) != f.default]
+            if extra:
+                raise ValueError(f"a fresh static model is a random table over the tokenizer's vocabulary; remove "
+                                 f"{', '.join(extra)} (it takes tokenizer, dim, normalize, seed)")
+            if self.dim is None or self.dim < 1:
+                raise ValueError(f"a fresh static model needs dim = <vector size, >= 1> (got {self.dim})")
+            return
+        if self.dim is not None:
+            raise ValueError("dim applies to a fresh static model only (static = true with tokenizer = '...')")
         if self.static:
             extra = [f.name for f in dataclasses.fields(self)
                      if f.name not in ("static", *static_keys) and getattr(self, f.name) != f.default]
@@ -104,7 +122,7 @@ class ModelSpec:
         if self.fresh is not None and self.tokenizer is None:
             raise ValueError("fresh = {...} needs tokenizer = 'a model whose vocabulary to use'")
         if self.tokenizer is not None and self.fresh is None:
-            raise ValueError("tokenizer applies only to a fresh model (fresh = {...})")
+            raise ValueError("tokenizer applies only to a fresh model (fresh = {...}, or static = true with dim)")
         if self.load is not None:
             extra = [f.name for f in dataclasses.fields(self) if f.name not in ("load", "max_seq_length", "seed")
                      and getattr(self, f.name) != f.default]
@@ -123,7 +141,12 @@ class ModelSpec:
     @property
     def from_teacher(self) -> bool:
         """A distillation student that is a copy of the teacher (no base, fresh or load)."""
-        return self.base is None and self.fresh is None and self.load is None
+        return self.base is None and self.fresh is None and self.load is None and not self.fresh_static
+
+    @property
+    def fresh_static(self) -> bool:
+        """A static model that starts from random vectors over ``tokenizer``'s vocabulary."""
+        return self.static and self.tokenizer is not None
 
     def source(self) -> str | None:
         """The model this one starts from (for the card's base_model), if it names one."""
@@ -258,7 +281,8 @@ def data_loaders() -> dict[str, Callable[..., Any]]:
     from workbench import data as wd
 
     return {"nli_triplets": wd.load_nli_triplets, "caption_pairs": wd.load_caption_pairs,
-            "sentences": wd.load_sentences, "stsb": wd.load_stsb, "file": wd.load_file}
+            "wikisplit_pairs": wd.load_wikisplit_pairs, "sentences": wd.load_sentences, "stsb": wd.load_stsb,
+            "file": wd.load_file}
 
 
 def _hub_loader(id: str, config: str | None = None, split: str = "train", columns: list[str] | None = None) -> None:
@@ -374,6 +398,9 @@ class Recipe:
         if self.kind not in KINDS:
             raise RecipeError(f"{where}: kind must be 'train' or 'distill', got {self.kind!r}")
         if self.kind == "distill":
+            if self.model.fresh_static:
+                raise RecipeError(f"{where} [student]: a static student is distilled from the teacher's vocabulary; "
+                                  "remove tokenizer and dim")
             if self.teacher is None:
                 raise RecipeError(f"{where}: a distill recipe needs a [teacher] section (model = '...')")
             if self.loss.base_name not in DISTILL_LOSSES:
@@ -384,8 +411,12 @@ class Recipe:
                 raise RecipeError(f"{where} [teacher]: only a distill recipe has a teacher (kind = 'distill')")
             if self.loss.base_name in DISTILL_LOSSES:
                 raise RecipeError(f"{where} [loss]: {self.loss.base_name} needs teacher embeddings: use kind = 'distill'")
+            if self.model.static and not self.model.fresh_static:
+                raise RecipeError(f"{where} [model]: a static model in a train recipe starts from random vectors: "
+                                  "give tokenizer = 'a model whose vocabulary to use' and dim = <size>")
             if self.model.from_teacher:
-                raise RecipeError(f"{where} [model]: needs base = 'name or folder', fresh = {{...}} or load = 'folder'")
+                raise RecipeError(f"{where} [model]: needs base = 'name or folder', fresh = {{...}}, load = 'folder' "
+                                  "or static = true with tokenizer and dim")
             if self.eval.mse_sentences != EvalSpec.mse_sentences:
                 raise RecipeError(f"{where} [eval]: mse_sentences applies to distill recipes only")
         dims = self.loss.params.get("dims") or ()
