@@ -261,12 +261,12 @@ def test_controls_that_cannot_apply_are_disabled_with_a_reason(recipe, tmp_path)
     distill = load_recipe("offline-a-distill").with_(data={"limit": 200}, eval={"mse_sentences": 40})
     dash = TrainingDashboard(distill, runs_root=tmp_path / "runs")
     assert dash.scale.disabled and "MSELoss has no scale" in dash.scale.tooltip
-    assert not dash.pooling.disabled and dash.pooling.value == "teacher's" and dash.layers.value == "0,3,5"
+    assert not dash.pooling.disabled and dash.pooling.value == "teacher's" and dash.layers.value == "0,2,4,5"
     sentences = len(load_data(distill.data[0])) - 40  # the held-out sentences are not trained on
     assert dash.steps.value == -(-sentences // 64) and "1 epoch" in dash.steps_note.value
     dash.pooling.value = "max"
     assert dash.planned_recipe().model.pooling == "max"
-    assert dash.planned_recipe().model.keep_layers == (0, 3, 5) and dash.planned_recipe().train.max_steps is None
+    assert dash.planned_recipe().model.keep_layers == (0, 2, 4, 5) and dash.planned_recipe().train.max_steps is None
 
 
 def test_the_estimate_includes_the_evaluations_still_due_and_the_rate_is_smoothed(monkeypatch):

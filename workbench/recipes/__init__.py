@@ -10,7 +10,7 @@ Example:
     >>> from workbench.recipes import load_recipe
     >>> recipe = load_recipe("offline-a-distill", ["train.max_steps=50"])
     >>> recipe.kind, recipe.teacher.model, recipe.model.keep_layers, recipe.train.max_steps
-    ('distill', 'all-MiniLM-L6-v2', (0, 3, 5), 50)
+    ('distill', 'all-MiniLM-L6-v2', (0, 2, 4, 5), 50)
 """
 
 from __future__ import annotations
