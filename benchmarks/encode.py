@@ -56,15 +56,19 @@ def _sentences(args) -> tuple[list[str], dict]:
     return texts, {"s1": list(test["sentence1"]), "s2": list(test["sentence2"]), "score": np.asarray(test["score"], float)}
 
 
+def _level(backend: str) -> str | None:
+    """The optimization level an ``onnx-...`` backend names (``onnx-O3-int8`` -> ``O3``), if any."""
+    return next((p for p in backend.split("-") if p in ("O1", "O2", "O3", "O4")), None)
+
+
 def _graph_name(backend: str) -> str:
     """``onnx``, ``onnx-O2``, ``onnx-int8``, ``onnx-O3-int8``, ... -> the file sentence-transformers' naming gives it."""
     from workbench.export import quantization_settings
     from workbench.models.onnx_backend import cpu_isa
 
-    parts = backend.split("-")[1:]
-    level = next((p for p in parts if p in ("O1", "O2", "O3", "O4")), None)
+    level = _level(backend)
     name = "model" + (f"_{level}" if level else "")
-    if "int8" in parts:
+    if "int8" in backend.split("-"):
         name += "_" + quantization_settings(cpu_isa())["suffix"]
     return f"onnx/{name}.onnx"
 
@@ -79,7 +83,7 @@ def _make_graphs(onnx_dir: str, backends: list[str], model_path: str) -> None:
     folder = Path(onnx_dir)
     config = AutoConfig.from_pretrained(model_path)
     for backend in backends:
-        level = next((p for p in backend.split("-") if p in ("O1", "O2", "O3", "O4")), None)
+        level = _level(backend)
         optimized = folder / f"onnx/model_{level}.onnx" if level else folder / "onnx/model.onnx"
         if not optimized.exists():
             _optimize(folder / "onnx/model.onnx", optimized, level, config)
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
                     graphs = onnx_files(onnx_dir)
                     wanted = _graph_name(backend)
-                    if wanted is None or wanted not in graphs:
+                    if wanted not in graphs:
                         print(f"skip {backend}: no such graph in {onnx_dir} ({graphs})", file=sys.stderr)
                         continue
                     files = wanted

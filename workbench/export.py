@@ -276,9 +276,9 @@ def _use_eager_attention(auto: Any) -> None:
     if callable(setter):
         try:
             setter("eager")
-            return
         except (ValueError, TypeError, AttributeError):  # an architecture without the eager path: keep its own
-            return
+            pass
+        return
     config = getattr(auto, "config", None)
     if config is not None and hasattr(config, "_attn_implementation"):
         config._attn_implementation = "eager"

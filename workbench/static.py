@@ -102,6 +102,19 @@ def token_probabilities(tokenizer: Any, frequencies: Sequence[str] | None = None
     return counts / counts.sum()
 
 
+def never_produced(tokenizer: Any) -> list[int]:
+    """Token ids a text never produces in a static model: specials (``[CLS]``, ``[PAD]``...) and ``[unusedN]``.
+
+    The unknown token is not among them: unknown characters do produce it.
+    """
+    specials = set(getattr(tokenizer, "all_special_ids", []) or [])
+    unused = re.compile(r"^\[unused\d+\]$")
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    never = specials | {i for t, i in vocab.items() if unused.match(t)}
+    never.discard(getattr(tokenizer, "unk_token_id", None))
+    return sorted(never)
+
+
 def distill_static(
     teacher: EmbeddingModel | str | os.PathLike[str],
     pca_dims: int | None = 256,
@@ -134,22 +147,16 @@ def distill_static(
     model = _as_model(teacher)
     vectors = token_vectors(model, batch_size=batch_size, progress=progress).astype(np.float64)
     tok = model.tokenizer
-    specials = set(getattr(tok, "all_special_ids", []) or [])
-    unused = re.compile(r"^\[unused\d+\]$")
-    vocab = tok.get_vocab() if hasattr(tok, "get_vocab") else {}
-    never = sorted(specials | {i for t, i in vocab.items() if unused.match(t)})
-    unk = getattr(tok, "unk_token_id", None)
+    never = never_produced(tok)
     keep = np.ones(len(vectors), dtype=bool)
     keep[never] = False
-    if unk is not None:
-        keep[unk] = True  # the unknown token does occur in text (unknown characters): keep its vector
     if pca_dims is not None:
         if not 1 <= pca_dims <= vectors.shape[1]:
             raise ValueError(f"pca_dims={pca_dims} must be between 1 and the teacher's {vectors.shape[1]} dimensions")
         components, _ = fit_pca(vectors[keep], pca_dims)
         vectors = (vectors - vectors[keep].mean(axis=0)) @ components.T.astype(np.float64)
     if sif_coefficient is not None:
-        p = token_probabilities(tok, frequencies, exclude=[i for i in never if i != unk])
+        p = token_probabilities(tok, frequencies, exclude=never)
         vectors = vectors * (sif_coefficient / (sif_coefficient + p))[:, None]
     vectors[~keep] = 0.0  # tokens a text never produces (padding, [CLS], [unused5]...)
     modules: list[Any] = [StaticEmbedding(tok, vectors.astype(np.float32))]
@@ -168,8 +175,8 @@ def fresh_static(tokenizer: Any, dim: int, normalize: bool = True, seed: int | N
     """A static model with random token vectors (no teacher, no pretrained weights): a start for training.
 
     Only the tokenizer's vocabulary is borrowed. Every token gets a vector drawn from
-    ``N(0, FRESH_STD**2)``, except special tokens a text never produces (``[CLS]``, ``[PAD]``...),
-    which get zeros; the unknown token keeps its random vector. Training (MNRL on pairs) then
+    ``N(0, FRESH_STD**2)``, except the tokens a text never produces (:func:`never_produced`:
+    ``[CLS]``, ``[PAD]``, ``[unusedN]``...), which get zeros; the unknown token keeps its random vector. Training (MNRL on pairs) then
     moves the tokens it sees; with mean pooling and ``Normalize``, the small start keeps unseen
     tokens from dominating a sentence.
 
@@ -196,10 +203,9 @@ def fresh_static(tokenizer: Any, dim: int, normalize: bool = True, seed: int | N
     generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     size = len(tokenizer) if hasattr(tokenizer, "__len__") else tokenizer.get_vocab_size()
     table = torch.randn((size, dim), generator=generator) * FRESH_STD
-    specials = set(getattr(tokenizer, "all_special_ids", []) or [])
-    specials.discard(getattr(tokenizer, "unk_token_id", None))
-    if specials:
-        table[sorted(specials)] = 0.0
+    never = never_produced(tokenizer)
+    if never:
+        table[never] = 0.0
     modules: list[Any] = [StaticEmbedding(tokenizer, table)]
     if normalize:
         modules.append(Normalize())
