@@ -261,3 +261,58 @@ def test_truncation_is_announced_once(minilm_path):
         warnings.simplefilter("error")
         model.encode([long_text])  # said once per model
         load_model(minilm_path, device="cpu").encode(["short enough"])
+
+
+def test_token_ids_are_the_tokenizers_ids(minilm):
+    """encode's fast tokenizing path gives what the transformers tokenizer call gives, truncation included."""
+    tr = minilm.transformer
+
+    def both(texts):
+        fast = tr.token_ids(texts)
+        slow = tr.tokenize(texts, padding=False)
+        return fast, {k: slow[k] for k in fast}
+
+    fast, slow = both(SENTENCES)
+    assert fast == slow and set(fast) == {"input_ids", "token_type_ids"}
+    assert len(fast["input_ids"][-1]) == tr.max_seq_length  # "x " * 400 was cut, [SEP] kept
+    assert fast["input_ids"][-1][-1] == tr.tokenizer.sep_token_id
+    saved = tr.max_seq_length, tr.tokenizer.truncation_side, tr.do_lower_case
+    try:
+        tr.max_seq_length = 12  # the private copy follows the setting
+        tr.tokenizer.truncation_side = "left"
+        tr.do_lower_case = True
+        fast, slow = both(SENTENCES + ["SHOUTED Words In Capitals, long enough to be cut on the left side here"])
+        assert fast == slow and max(len(r) for r in fast["input_ids"]) == 12
+    finally:
+        tr.max_seq_length, tr.tokenizer.truncation_side, tr.do_lower_case = saved
+    assert both(SENTENCES)[0] == both(SENTENCES)[1]
+
+
+def test_token_ids_without_a_fast_tokenizer_use_the_tokenizer_call(minilm):
+    from workbench.models.transformer import Transformer
+
+    class Slow:  # what a Python-only tokenizer looks like to token_ids
+        is_fast = False
+
+        def __init__(self, inner):
+            self.inner = inner
+            self.calls = 0
+
+        def __call__(self, *args, **kwargs):
+            self.calls += 1
+            return self.inner(*args, **kwargs)
+
+    slow = Slow(minilm.transformer.tokenizer)
+    tr = Transformer(minilm.transformer.auto_model, slow, max_seq_length=minilm.transformer.max_seq_length)
+    got = tr.token_ids(SENTENCES)
+    assert slow.calls == 1
+    assert got["input_ids"] == minilm.transformer.token_ids(SENTENCES)["input_ids"]
+
+
+def test_token_ids_match_on_stsb(minilm, stsb_dir):
+    from workbench.data import load_stsb
+
+    test = load_stsb("test", path=stsb_dir)
+    texts = list(test["sentence1"]) + list(test["sentence2"])
+    tr = minilm.transformer
+    assert tr.token_ids(texts)["input_ids"] == tr.tokenize(texts, padding=False)["input_ids"]

@@ -310,7 +310,7 @@ def encode_texts(
     try:
         with torch.inference_mode():
             for chunk in _consecutive_ranges(n, chunk_size):
-                enc = transformer.tokenize([items[i] for i in chunk], padding=False)
+                enc = transformer.token_ids([items[i] for i in chunk])
                 ids = enc["input_ids"]
                 _warn_truncation(model, [items[chunk.start + j] for j, row in enumerate(ids)
                                          if len(row) >= transformer.max_seq_length])
