@@ -103,14 +103,15 @@ class Transformer(nn.Module):
 
     def _rust_tokenizer(self) -> Any:
         """A private copy of the fast tokenizer's backend, set to truncate like :meth:`tokenize`; None if slow."""
-        backend = getattr(self.tokenizer, "_tokenizer", None)
-        if not getattr(self.tokenizer, "is_fast", False) or not hasattr(backend, "encode_batch"):
+        from workbench.models.static import as_backend_tokenizer
+
+        if not getattr(self.tokenizer, "is_fast", False) or not hasattr(self.tokenizer, "backend_tokenizer"):
             return None
         side = getattr(self.tokenizer, "truncation_side", "right")
         key = (id(self.tokenizer), self.max_seq_length, side)
         cached = self.__dict__.get("_rust_copy")
         if cached is None or cached[0] != key:
-            copy = type(backend).from_str(backend.to_str())
+            copy = as_backend_tokenizer(self.tokenizer)
             copy.no_padding()
             copy.enable_truncation(self.max_seq_length, strategy="longest_first", direction=side)
             self.__dict__["_rust_copy"] = cached = (key, copy)
