@@ -37,6 +37,9 @@ class _Table(nn.Module):
     def get_embedding_dimension(self) -> int:  # what sentence-transformers asks
         return self.dim
 
+    def _get_untruncated_embedding_dimension(self) -> int:  # what sentence-transformers >= 6.3 asks instead
+        return self.dim
+
     def forward(self, features):
         emb = self.table[features["idx"]]  # (batch, dim)
         return {"sentence_embedding": emb} if self.st else emb
