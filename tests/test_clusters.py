@@ -97,11 +97,13 @@ def test_clusters_recover_captions_and_wikipedia(data_dir, minilm_path):
     # allows: that lowers the ARI against the two sources, not the purity, so the ARI is taken after each
     # cluster is relabelled with its majority source (noise left out). The layout, and so the split, varies
     # with the CPU: seen on an AVX2 EPYC, 3 clusters (wikipedia 263/263, captions 249/260 and 38/39), 38 noise,
-    # ARI 0.707; on an AVX-512 Xeon, 19 clusters, 119 noise, ARI 0.396, purity 0.985.
+    # ARI 0.707; on an AVX-512 Xeon, 19 clusters, 119 noise, ARI 0.396, purity 0.985. The noise share moves most
+    # with the layout: on that Xeon, UMAP seeds 0-4 left 109-227 of the 600 points as noise (umap-learn 0.5.11
+    # and 0.5.12 alike) with purity 0.967-0.992 and merged ARI 0.873-0.968; so at least half must be clustered.
     majority_of = {k: max(("captions", "wikipedia"), key=lambda s: int((src[c.labels == k] == s).sum())) for k in c.names}
     merged = adjusted_rand_score(src[found], [majority_of[k] for k in c.labels[found]])
     print(f"ARI with clusters merged by their majority source: {merged:.3f}")
-    assert purity > 0.95 and merged > 0.8 and c.noise < 0.25 * len(texts), (ari, merged, purity, c.names)
+    assert purity > 0.95 and merged > 0.8 and c.noise < 0.5 * len(texts), (ari, merged, purity, c.noise, c.names)
     vocabulary = {w.lower() for t in texts for w in re.findall(r"[^\W\d_]+", t)}
     for name in c.names.values():
         assert all(word in vocabulary for word in name.split(" · ")), name
