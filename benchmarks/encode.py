@@ -13,6 +13,10 @@ Backends (``--backends``, comma-separated, or ``all``):
   ``backend="onnx"`` on the same graph (needs sentence-transformers' ``[onnx]`` extra, which
   installs with sentence-transformers 5.x only: ``bash benchmarks/onnx-env.sh`` makes that
   environment); each is also set against sentence-transformers' torch path;
+- ``openvino``, ``openvino-int8``: workbench's OpenVINO backend on the fp32 IR (run in the
+  precision OpenVINO picks for this CPU: bf16 where it has bf16 units) and on NNCF's static int8
+  IR, against sentence-transformers' torch path, and against its ``backend="openvino"`` on the
+  same file when optimum-intel is installed;
 - ``static``: a workbench static model vs sentence-transformers' ``StaticEmbedding`` and
   model2vec's ``StaticModel`` on the same table, and against sentence-transformers' torch
   all-MiniLM-L6-v2;
@@ -44,7 +48,9 @@ import numpy as np
 import torch
 
 warnings.filterwarnings("ignore")
-ALL = ("torch", "onnx", "onnx-O2", "onnx-O3", "onnx-int8", "onnx-O2-int8", "onnx-O3-int8", "static", "student")
+ALL = ("torch", "onnx", "onnx-O2", "onnx-O3", "onnx-int8", "onnx-O2-int8", "onnx-O3-int8", "openvino", "openvino-int8",
+       "static", "student")
+OPENVINO_FILES = {"openvino": "openvino/openvino_model.xml", "openvino-int8": "openvino/openvino_model_qint8_quantized.xml"}
 
 
 def _sentences(args) -> tuple[list[str], dict]:
@@ -146,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--onnx-dir", default=None, help="an exported folder (default: a fresh export of --model into "
                         "a temporary folder); the O2/O3 and int8 graphs the backends name are made in it")
+    parser.add_argument("--openvino-dir", default=None, help="a folder exported with `workbench export --backend openvino "
+                        "--quantize int8` (default: a fresh export of --model into a temporary folder)")
     parser.add_argument("--static", default=None, help="a static model folder (default: distill one from --model)")
     parser.add_argument("--student", default=None, help="a (pruned, exported) student folder for the student row")
-    parser.add_argument("--student-backend", default="onnx", choices=["torch", "onnx"])
+    parser.add_argument("--student-backend", default="onnx", choices=["torch", "onnx", "openvino"])
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args(argv)
 
@@ -179,12 +187,24 @@ def main(argv: list[str] | None = None) -> int:
         export_onnx(path, onnx_dir)
     if any(b.startswith("onnx") for b in backends):
         _make_graphs(onnx_dir, [b for b in backends if b.startswith("onnx")], path)
+    ov_dir = args.openvino_dir
+    if any(b.startswith("openvino") for b in backends) and ov_dir is None:
+        from workbench.export import export_openvino
+
+        ov_dir = str(scratch / "openvino")
+        export_openvino(path, ov_dir, quantize="int8")
     try:
         import optimum.onnxruntime  # noqa: F401
 
         st_onnx_ok = True
     except ImportError:
         st_onnx_ok = False
+    try:
+        import optimum.intel  # noqa: F401
+
+        st_ov_ok = True
+    except ImportError:
+        st_ov_ok = False
 
     def st_fn(model, bs):
         return lambda texts: model.encode(texts, batch_size=bs, show_progress_bar=False)
@@ -216,6 +236,16 @@ def main(argv: list[str] | None = None) -> int:
                         contenders[f"sentence-transformers {backend}"] = st_fn(theirs, bs)
                         reference = f"sentence-transformers {backend}"
                     contenders["sentence-transformers torch"] = st_fn(st_torch, bs)
+                elif backend.startswith("openvino"):
+                    files = OPENVINO_FILES[backend]
+                    ours = load_model(ov_dir, backend="openvino", file_name=files)
+                    name = f"workbench {backend} ({ours.transformer.precision})"
+                    contenders = {name: wb_fn(ours, bs)}
+                    if st_ov_ok:
+                        theirs = SentenceTransformer(ov_dir, device="cpu", backend="openvino", model_kwargs={"file_name": files})
+                        contenders[f"sentence-transformers {backend}"] = st_fn(theirs, bs)
+                        reference = f"sentence-transformers {backend}"
+                    contenders["sentence-transformers torch"] = st_fn(st_torch, bs)
                 elif backend == "static":
                     folder = args.static
                     if folder is None:
@@ -241,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                     reference = "sentence-transformers StaticEmbedding"
                 elif backend == "student":
                     files = args.student
-                    student = load_model(args.student, backend=args.student_backend) if args.student_backend == "onnx" \
+                    student = load_model(args.student, backend=args.student_backend) if args.student_backend != "torch" \
                         else load_model(args.student, device="cpu")
                     contenders = {f"workbench student ({args.student_backend})": wb_fn(student, bs),
                                   "sentence-transformers torch": st_fn(st_torch, bs)}
@@ -272,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
 
         meta.update({"onnxruntime": onnxruntime.__version__, "sentence_transformers": sentence_transformers.__version__,
                      "transformers": transformers.__version__})
+    except ImportError:
+        pass
+    try:
+        import openvino
+
+        meta["openvino"] = openvino.__version__.split("-")[0]
     except ImportError:
         pass
     print(json.dumps(meta))

@@ -153,7 +153,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tables = []
     for name in models:
         model = load_model(name, device=args.device, **_backend(args))
-        runs = f"{model.device}" if model.backend == "torch" else f"onnxruntime, {model.transformer.file.name}"
+        runs = _runs_on(model)
         print(f"\nmodel: {name} ({model.dim}-d, max {model.max_seq_length} tokens, {runs})")
         tables.append(compare({name: model}, evaluators, batch_size=args.batch_size))
         if len(models) == 1:
@@ -313,45 +313,69 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# `train/distill --export`: what each choice runs through export_onnx (optimization level, quantization).
-EXPORT_PRESETS = {"onnx": (None, None), "int8": ("O3", "int8")}
+# `train/distill --export`: what each choice exports (backend, optimization level, quantization).
+EXPORT_PRESETS = {"onnx": ("onnx", None, None), "int8": ("onnx", "O3", "int8"),
+                  "openvino": ("openvino", None, None), "openvino-int8": ("openvino", None, "int8")}
+
+
+def _runs_on(model) -> str:
+    """Where a loaded model's transformer runs, for the CLI's one-line summary."""
+    if model.backend == "torch":
+        return f"{model.device}"
+    if model.backend == "openvino":
+        return f"OpenVINO, {model.transformer.file.name}, {model.transformer.precision}"
+    return f"onnxruntime, {model.transformer.file.name}"
 
 
 def _export_run_model(result, preset: str, recipe) -> None:
-    """Add ONNX graphs to the run's model folder and say how well the exported model does on STS-B test."""
-    from workbench.export import export_onnx
+    """Add ONNX graphs (or OpenVINO models) to the run's model folder and say how well the exported model does on STS-B test."""
+    from workbench.export import export_onnx, export_openvino
     from workbench.models import load_model
 
-    optimize, quantize = EXPORT_PRESETS[preset]
+    backend, optimize, quantize = EXPORT_PRESETS[preset]
     print(f"\nexporting the model ({preset})")
-    exported = export_onnx(result.model_path, result.model_path, optimize=optimize, quantize=quantize,
-                           overwrite=True, log=lambda line: print(f"  {line}", flush=True))
+    say = lambda line: print(f"  {line}", flush=True)  # noqa: E731
+    if backend == "openvino":
+        exported = export_openvino(result.model_path, result.model_path, quantize=quantize, overwrite=True, log=say)
+    else:
+        exported = export_onnx(result.model_path, result.model_path, optimize=optimize, quantize=quantize,
+                               overwrite=True, log=say)
     print(exported.summary())
     if recipe.eval.sts_test:
         from workbench.data import load_stsb
         from workbench.evaluation import STSEvaluator
 
         evaluator = STSEvaluator.from_dataset(load_stsb("test"), name="sts-test")
-        score = evaluator(load_model(result.model_path, backend="onnx"))[evaluator.primary_metric]
+        score = evaluator(load_model(result.model_path, backend=backend))[evaluator.primary_metric]
         torch_score = result.metrics.get(evaluator.primary_metric)
         versus = f" (torch: {torch_score:.4f})" if torch_score is not None else ""
         print(f"{exported.file}: {evaluator.primary_metric} = {score:.4f}{versus}")
 
 
 def _backend(args: argparse.Namespace) -> dict:
-    """load_model's backend arguments from --backend / --onnx-file."""
+    """load_model's backend arguments from --backend / --onnx-file / --openvino-file."""
     if args.onnx_file and args.backend != "onnx":
         raise ValueError("--onnx-file picks an ONNX graph: use it with --backend onnx")
-    return {"backend": args.backend, "file_name": args.onnx_file} if args.backend == "onnx" else {}
+    if getattr(args, "openvino_file", None) and args.backend != "openvino":
+        raise ValueError("--openvino-file picks an OpenVINO model: use it with --backend openvino")
+    if args.backend == "onnx":
+        return {"backend": "onnx", "file_name": args.onnx_file}
+    if args.backend == "openvino":
+        return {"backend": "openvino", "file_name": args.openvino_file}
+    return {}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from workbench.export import export_onnx
+    from workbench.export import export_onnx, export_openvino
 
-    if args.backend != "onnx":
-        raise ValueError(f"--backend {args.backend!r}: workbench exports to onnx")
-    result = export_onnx(args.model, args.out, optimize=args.optimize, quantize=args.quantize,
-                         overwrite=args.overwrite, log=lambda line: print(line, flush=True))
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    if args.backend == "openvino":
+        if args.optimize:
+            raise ValueError("--optimize is onnxruntime's graph optimization; OpenVINO optimizes when it loads the model")
+        result = export_openvino(args.model, args.out, quantize=args.quantize, overwrite=args.overwrite, log=say)
+    else:
+        result = export_onnx(args.model, args.out, optimize=args.optimize, quantize=args.quantize,
+                             overwrite=args.overwrite, log=say)
     print(result.summary())
     return 0
 
@@ -415,10 +439,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def _backend_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                        help="torch, or onnx: run the graph under the folder's onnx/ in onnxruntime (CPU)")
+    parser.add_argument("--backend", choices=["torch", "onnx", "openvino"], default="torch",
+                        help="torch; onnx: run the graph under the folder's onnx/ in onnxruntime (CPU); "
+                             "openvino: run the model under openvino/ in OpenVINO (CPU)")
     parser.add_argument("--onnx-file", default=None, help="with --backend onnx: which graph, e.g. "
                         "onnx/model_qint8_avx2.onnx (default: the one `workbench export` made last)")
+    parser.add_argument("--openvino-file", default=None, help="with --backend openvino: which model, e.g. "
+                        "openvino/openvino_model_qint8_quantized.xml (default: the one `workbench export` made last)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -508,17 +535,21 @@ several models or data sets: one table of spearman_cosine (model x data set); --
         tr.add_argument("--overwrite", action="store_true", help="start afresh in a --run-dir that holds an earlier run")
         tr.add_argument("--device", default=None)
         tr.add_argument("--export", choices=sorted(EXPORT_PRESETS), default=None,
-                        help="also add ONNX graphs to the final model: onnx (fp32) or int8 (O3-optimized, dynamic "
-                             "int8 for this CPU); needs the onnx extra")
+                        help="also export the final model: onnx (fp32) or int8 (O3-optimized, dynamic int8 for this "
+                             "CPU), needing the onnx extra; openvino (fp32 IR) or openvino-int8 (NNCF static int8), "
+                             "needing the openvino extra")
         tr.set_defaults(func=cmd_train)
 
-    ex = sub.add_parser("export", help="export a model for fast CPU encoding (ONNX, optionally optimized and int8)")
+    ex = sub.add_parser("export", help="export a model for fast CPU encoding (ONNX or OpenVINO, optionally int8)")
     ex.add_argument("model", help="a model folder or name")
-    ex.add_argument("--backend", default="onnx", choices=["onnx"], help="the runtime to export for (onnx)")
+    ex.add_argument("--backend", default="onnx", choices=["onnx", "openvino"],
+                    help="the runtime to export for: onnx (onnxruntime) or openvino")
     ex.add_argument("--optimize", choices=["O1", "O2", "O3", "O4"], default=None,
-                    help="onnxruntime graph optimization level (O3: fusions + fast GELU; O4 is fp16, GPU only)")
-    ex.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 quantization for this CPU")
-    ex.add_argument("--out", required=True, help="the folder to write (a full sentence-transformers folder + onnx/)")
+                    help="onnx only: onnxruntime graph optimization level (O3: fusions + fast GELU; O4 is fp16, GPU only)")
+    ex.add_argument("--quantize", choices=["int8"], default=None,
+                    help="int8: dynamic quantization for this CPU (onnx), or NNCF static quantization calibrated on "
+                         "general sentences (openvino)")
+    ex.add_argument("--out", required=True, help="the folder to write (a full sentence-transformers folder + onnx/ or openvino/)")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ex.set_defaults(func=cmd_export)
 

@@ -60,6 +60,9 @@ class ExportResult:
             embeddings on a few check sentences.
         min_cosine: the smallest cosine between them (int8 changes the numbers; this says how much).
         notes: things the user should know (a CPU without VNNI, for instance).
+        backend: what runs the files, ``"onnx"`` (onnxruntime) or ``"openvino"``.
+        precision: for OpenVINO, the precision it computes in on this CPU besides int8 (``bf16``
+            where the CPU has bf16 units, else ``f32``).
     """
 
     folder: Path
@@ -70,16 +73,21 @@ class ExportResult:
     min_cosine: float
     seconds: float
     notes: tuple[str, ...] = field(default=())
+    backend: str = "onnx"
+    precision: str | None = None
 
     def summary(self) -> str:
         lines = [f"exported {self.folder} ({self.seconds:.0f} s)"]
         for name, info in self.files.items():
-            size = (self.folder / name).stat().st_size / 2**20
+            file = self.folder / name
+            weights = file.with_suffix(".bin") if file.suffix == ".xml" else None  # an OpenVINO IR's weights
+            size = (file.stat().st_size + (weights.stat().st_size if weights and weights.is_file() else 0)) / 2**20
             lines.append(f"  {name}: {info['made']} ({size:.1f} MiB)")
         lines.append(f"  check against torch on {len(_CHECK_TEXTS)} sentences: max abs diff {self.max_abs_diff:.1e}, "
                      f"min cosine {self.min_cosine:.5f}")
         lines.extend(f"  note: {n}" for n in self.notes)
-        lines.append(f"  load it: load_model({str(self.folder)!r}, backend='onnx')  # runs {self.file}")
+        runs = f" in {self.precision} where not int8 (OpenVINO's choice for this CPU)" if self.precision else ""
+        lines.append(f"  load it: load_model({str(self.folder)!r}, backend={self.backend!r})  # runs {self.file}{runs}")
         return "\n".join(lines)
 
 
@@ -137,7 +145,7 @@ def export_onnx(
     import torch
 
     from workbench.atomic import apply_umask, replace_dir, temp_dir
-    from workbench.models import EmbeddingModel, Transformer, load_model
+    from workbench.models import EmbeddingModel, load_model
 
     say = log or (lambda line: None)
     if optimize is not None and optimize not in OPTIMIZE_LEVELS:
@@ -172,11 +180,7 @@ def export_onnx(
     _check_exportable(source)
     tmp = temp_dir(out)
     try:
-        say(f"saving the model folder ({source.source or 'in memory'})")
-        source.save(tmp, card=_card(source))
-        # A fresh copy from the saved files: exporting must not touch the caller's model, and the
-        # graph must be exactly what the folder holds.
-        fresh = Transformer.load(tmp, max_seq_length=source.max_seq_length)
+        fresh = _save_copy(source, tmp, say)
         graphs = tmp / ONNX_FOLDER
         graphs.mkdir()
         say(f"exporting {type(fresh.auto_model).__name__} ({fresh.auto_model.config.num_hidden_layers} layers) "
@@ -214,6 +218,148 @@ def export_onnx(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(out, final, files, isa if quantize else None, diff, cos, time.perf_counter() - start, tuple(notes))
+
+
+def export_openvino(
+    model: Any,
+    out: str | os.PathLike[str],
+    quantize: str | None = None,
+    calibration: list[str] | None = None,
+    overwrite: bool = False,
+    opset: int = 17,
+    log: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export a model's transformer as an OpenVINO IR under ``out/openvino/``, next to a full copy of the folder.
+
+    The IR is converted by OpenVINO from the same ``torch.onnx.export`` graph as :func:`export_onnx`
+    (kept in fp32: ``openvino/openvino_model.xml``). With ``quantize="int8"`` NNCF quantizes it
+    statically (post-training, with SmoothQuant for transformers), calibrating activation ranges on
+    ``calibration`` sentences, into ``openvino/openvino_model_qint8_quantized.xml``: the name
+    sentence-transformers' ``export_static_quantized_openvino_model`` gives it, so
+    ``SentenceTransformer(out, backend="openvino", model_kwargs={"file_name": ...})`` finds it.
+
+    Args:
+        model: a model folder, a name or an ``EmbeddingModel`` (as for :func:`export_onnx`).
+        out: the folder to write (refused if it exists, unless ``overwrite``).
+        quantize: ``"int8"`` for NNCF's static int8 quantization; ``None`` for the fp32 IR only.
+        calibration: the sentences that set the int8 activation ranges; by default 300 general
+            English sentences (``workbench.data.load_sentences``: Wikipedia, misc, captions; the
+            built-in sample where ``WORKBENCH_DATA`` is not set). Never the sentences you evaluate on.
+        overwrite, opset, log: as for :func:`export_onnx`.
+
+    Returns:
+        An :class:`ExportResult` (``backend="openvino"``, with the precision OpenVINO runs in here).
+
+    Raises:
+        ImportError: openvino (or, for int8, nncf) is not installed (names the extra).
+        ExportError: the model has a module that cannot be exported, or an unknown option.
+    """
+    import tempfile
+
+    from workbench.atomic import apply_umask, replace_dir, temp_dir
+    from workbench.models import EmbeddingModel, load_model
+    from workbench.models.openvino_backend import OPENVINO_FOLDER, require_openvino
+
+    say = log or (lambda line: None)
+    if quantize is not None and quantize not in QUANTIZE:
+        raise ExportError(f"quantize={quantize!r}: only 'int8' is supported")
+    ov = require_openvino()
+    try:
+        import onnx  # noqa: F401 - torch.onnx.export writes through it
+    except ImportError:
+        raise ImportError("exporting needs onnx: pip install 'workbench[openvino]' (or pip install onnx openvino nncf)") from None
+    if quantize:
+        try:
+            import nncf
+        except ImportError:
+            raise ImportError("int8 for OpenVINO needs nncf: pip install 'workbench[openvino]' (or pip install nncf)") from None
+    if calibration is not None and not [t for t in calibration if isinstance(t, str) and t.strip()]:
+        raise ExportError("calibration= holds no sentences; give some, or None for the default set")
+    out = Path(out).expanduser()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite to replace it")
+    start = time.perf_counter()
+    source = model if isinstance(model, EmbeddingModel) else load_model(model, device="cpu")
+    _check_exportable(source)
+    tmp = temp_dir(out)
+    try:
+        fresh = _save_copy(source, tmp, say)
+        folder = tmp / OPENVINO_FOLDER
+        folder.mkdir()
+        with tempfile.TemporaryDirectory(dir=tmp) as scratch:
+            say(f"exporting {type(fresh.auto_model).__name__} ({fresh.auto_model.config.num_hidden_layers} layers) "
+                f"with torch.onnx.export (opset {opset}) and converting it with OpenVINO {ov.__version__.split('-')[0]}")
+            _export_transformer(fresh, Path(scratch) / "model.onnx", opset)
+            graph = ov.convert_model(str(Path(scratch) / "model.onnx"))
+        ov.save_model(graph, str(folder / "openvino_model.xml"), compress_to_fp16=False)
+        files: dict[str, dict[str, Any]] = {f"{OPENVINO_FOLDER}/openvino_model.xml":
+                                            {"made": "OpenVINO conversion of the torch.onnx.export graph, fp32"}}
+        final = f"{OPENVINO_FOLDER}/openvino_model.xml"
+        if quantize:
+            texts, where = _calibration_texts(calibration)
+            batches = _calibration_batches(fresh, texts)
+            say(f"quantizing to int8 with NNCF {nncf.__version__} (static, SmoothQuant; calibrated on {len(texts)} "
+                f"sentences from {where})")
+            quantized = nncf.quantize(graph, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
+                                      subset_size=len(batches))
+            final = f"{OPENVINO_FOLDER}/openvino_model_qint8_quantized.xml"
+            ov.save_model(quantized, str(tmp / final), compress_to_fp16=False)
+            files[final] = {"made": f"NNCF static int8 quantization of openvino_model.xml, calibrated on "
+                                    f"{len(texts)} sentences from {where}", "quantize": "int8",
+                            "calibration": {"sentences": len(texts), "from": where}}
+        write_manifest(folder, final, files)
+        say(f"checking {final} against torch")
+        # The fp32 IR is checked in fp32 (is the conversion right?); the int8 one as it runs by default.
+        runner = load_model(tmp, backend="openvino", file_name=final, precision=None if quantize else "f32")
+        diff, cos = _compare(load_model(tmp, device="cpu"), runner)
+        if not quantize and diff > 1e-4:
+            raise ExportError(f"the OpenVINO model differs from torch by {diff:.1e} (> 1e-4) on the check sentences in "
+                              "fp32; this is a converter bug for this architecture: please report it")
+        precision = runner.transformer.precision if quantize else str(
+            load_model(tmp, backend="openvino", file_name=final).transformer.precision)
+        apply_umask(tmp)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(out, final, files, cpu_isa() if quantize else None, diff, cos, time.perf_counter() - start,
+                        backend="openvino", precision=precision)
+
+
+def _save_copy(source: Any, tmp: Path, say: Callable[[str], None]) -> Any:
+    """Save ``source`` as a folder in ``tmp`` and load its transformer afresh from the saved files:
+    exporting must not touch the caller's model, and the graph must be exactly what the folder holds."""
+    from workbench.models import Transformer
+
+    say(f"saving the model folder ({source.source or 'in memory'})")
+    source.save(tmp, card=_card(source))
+    return Transformer.load(tmp, max_seq_length=source.max_seq_length)
+
+
+def _calibration_texts(texts: list[str] | None) -> tuple[list[str], str]:
+    """The sentences int8 calibration runs on, and where they came from."""
+    if texts is not None:
+        return [t for t in texts if isinstance(t, str) and t.strip()], "the caller"
+    from workbench.data import SampleDataWarning, load_sentences, source
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SampleDataWarning)  # said below, as where the sentences came from
+        ds = load_sentences(["wikipedia", "misc", "captions"], limit=300, seed=0)
+    where = source(ds)
+    kind = {"sample": "the built-in sample", "hub": "the hub", "file": "WORKBENCH_DATA"}.get(where.kind, where.kind)
+    return list(ds["sentence"]), f"Wikipedia, misc and caption sentences ({kind})"
+
+
+def _calibration_batches(transformer: Any, texts: list[str], batch_size: int = 16) -> list[dict[str, np.ndarray]]:
+    """Tokenized batches of similar length (as encode makes them), as the IR's inputs."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    names = [n for n in transformer.tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
+    batches = []
+    for i in range(0, len(order), batch_size):
+        features = transformer.tokenize([texts[j] for j in order[i:i + batch_size]])
+        batches.append({n: features[n].numpy().astype(np.int64) if n in features
+                        else np.zeros(tuple(features["input_ids"].shape), dtype=np.int64) for n in names})
+    return batches
 
 
 def _check_exportable(model: Any) -> None:

@@ -27,7 +27,7 @@ from torch import nn
 from workbench.models.files import ModelFileError, _inside, _one_line, check_folder, read_config, read_json  # noqa: F401
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 
 # The modules.json types we build (each maps to our class of that name in read_modules). Only these are
 # ever instantiated: a folder cannot make us import arbitrary code by naming it.
@@ -130,12 +130,14 @@ def _read_settings(path: Path) -> dict[str, Any]:
 
 def read_modules(path: Path, trust_remote_code: bool = False, allow_pickle: bool = False,
                  max_seq_length: int | None = None, backend: str = "torch",
-                 file_name: str | None = None) -> tuple[list[nn.Module], dict[str, Any], bool]:
+                 file_name: str | None = None, precision: str | None = None) -> tuple[list[nn.Module], dict[str, Any], bool]:
     """Build the module chain a folder describes, checking each module's files before building it.
 
     With ``backend="onnx"`` the transformer is an :class:`~workbench.models.onnx_backend.OnnxTransformer`
     running ``file_name`` (an ``onnx/*.onnx`` graph; by default the one ``workbench export`` made
-    last, else ``onnx/model.onnx``); the other modules are the same.
+    last, else ``onnx/model.onnx``); the other modules are the same. With ``backend="openvino"`` it
+    is an :class:`~workbench.models.openvino_backend.OpenVinoTransformer` running an
+    ``openvino/*.xml`` IR, in ``precision`` (OpenVINO's choice for this CPU when ``None``).
 
     Returns:
         (modules, settings from config_sentence_transformers.json, whether modules.json existed).
@@ -159,6 +161,11 @@ def read_modules(path: Path, trust_remote_code: bool = False, allow_pickle: bool
             # sentence-transformers keeps onnx/ beside the transformer's files (the root, in today's layout)
             graphs = folder if onnx_files(folder) or not onnx_files(path) else path
             return OnnxTransformer.load_folder(folder, file_name, max_seq_length, graphs=graphs)
+        if backend == "openvino":
+            from workbench.models.openvino_backend import OpenVinoTransformer, openvino_files
+
+            graphs = folder if openvino_files(folder) or not openvino_files(path) else path
+            return OpenVinoTransformer.load_folder(folder, file_name, max_seq_length, graphs=graphs, precision=precision)
         return Transformer.load(folder, max_seq_length, trust_remote_code, allow_pickle)
 
     if not (path / "modules.json").is_file():
@@ -189,9 +196,10 @@ def read_modules(path: Path, trust_remote_code: bool = False, allow_pickle: bool
         if modules and cls_name in _INPUT_TYPES:
             raise ModelFileError(f"{path}/modules.json has a second input module ({cls_name}, path {rel!r}); only the first may be one")
         if cls_name == "StaticEmbedding":
-            if backend == "onnx":
-                raise ValueError(f"{path} is a static model: it encodes without a transformer, so it has no ONNX "
-                                 "graph; load it with backend='torch' (its encode is already numpy lookups)")
+            if backend != "torch":
+                raise ValueError(f"{path} is a static model: it encodes without a transformer, so it has no "
+                                 f"{'ONNX graph' if backend == 'onnx' else 'OpenVINO model'}; load it with "
+                                 "backend='torch' (its encode is already numpy lookups)")
             module: nn.Module = StaticEmbedding.load(folder)
         elif cls_name == "Transformer":
             module = transformer_at(folder)

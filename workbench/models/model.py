@@ -132,9 +132,12 @@ class EmbeddingModel(nn.Module):
 
     @property
     def backend(self) -> str:
-        """``"torch"``, or ``"onnx"`` when the transformer runs in onnxruntime."""
+        """``"torch"``; ``"onnx"`` when the transformer runs in onnxruntime, ``"openvino"`` in OpenVINO."""
         from workbench.models.onnx_backend import OnnxTransformer
+        from workbench.models.openvino_backend import OpenVinoTransformer
 
+        if isinstance(self.transformer, OpenVinoTransformer):
+            return "openvino"
         return "onnx" if isinstance(self.transformer, OnnxTransformer) else "torch"
 
     @property
@@ -151,7 +154,8 @@ class EmbeddingModel(nn.Module):
                 parts.append(f"StaticEmbedding(vocab={module.vocab_size}, dim={module.dim})")
             elif isinstance(module, OnnxTransformer):
                 cfg = module.config
-                parts.append(f"OnnxTransformer({module.file.parent.name}/{module.file.name}, layers={cfg.num_hidden_layers}, "
+                runs = f", precision={module.precision}" if hasattr(module, "precision") else ""
+                parts.append(f"{type(module).__name__}({module.file.parent.name}/{module.file.name}{runs}, layers={cfg.num_hidden_layers}, "
                              f"hidden={cfg.hidden_size}, max_seq_length={module.max_seq_length})")
             elif isinstance(module, Transformer):
                 cfg = module.auto_model.config
@@ -329,8 +333,9 @@ class EmbeddingModel(nn.Module):
         trust_remote_code: bool = False,
         allow_pickle: bool = False,
         revision: str | None = None,
-        backend: Literal["torch", "onnx"] = "torch",
+        backend: Literal["torch", "onnx", "openvino"] = "torch",
         file_name: str | None = None,
+        precision: str | None = None,
     ) -> EmbeddingModel:
         """Load a sentence-transformers folder, a plain Hugging Face folder, a hub id or the default short name.
 
@@ -343,15 +348,23 @@ class EmbeddingModel(nn.Module):
             revision: hub revision (branch, tag or commit).
             backend: ``"onnx"`` runs the transformer in onnxruntime on the CPU, from a graph under the
                 folder's ``onnx/`` (made by ``workbench export``, or by sentence-transformers).
-            file_name: which graph, e.g. ``"onnx/model_qint8_avx2.onnx"``; by default the one
-                ``workbench export`` made last, else ``onnx/model.onnx``.
+                ``"openvino"`` runs it in OpenVINO on the CPU, from an IR under ``openvino/``.
+            file_name: which graph, e.g. ``"onnx/model_qint8_avx2.onnx"`` or
+                ``"openvino/openvino_model_qint8_quantized.xml"``; by default the one
+                ``workbench export`` made last, else ``onnx/model.onnx`` (``openvino/openvino_model.xml``).
+            precision: with ``backend="openvino"``, ``"f32"``, ``"bf16"`` or ``"f16"`` for what is not
+                int8; by default OpenVINO's choice for this CPU (bf16 on CPUs with bf16 units), which
+                ``model.transformer.precision`` reports.
         """
-        if backend == "onnx" and device is not None and torch.device(device).type != "cpu":
-            raise ValueError(f"the ONNX backend runs on the CPU here; device={device!r} needs backend='torch'")
-        if file_name is not None and backend != "onnx":
-            raise ValueError("file_name= picks an ONNX graph: pass backend='onnx' with it")
+        if backend in ("onnx", "openvino") and device is not None and torch.device(device).type != "cpu":
+            raise ValueError(f"the {backend} backend runs on the CPU here; device={device!r} needs backend='torch'")
+        if file_name is not None and backend not in ("onnx", "openvino"):
+            raise ValueError("file_name= picks an ONNX graph or an OpenVINO model: pass backend='onnx' or 'openvino' with it")
+        if precision is not None and backend != "openvino":
+            raise ValueError("precision= is OpenVINO's inference precision: pass backend='openvino' with it")
         path = resolve_model_path(name_or_path, revision, allow_pickle)
-        modules, settings, is_st = read_modules(path, trust_remote_code, allow_pickle, max_seq_length, backend, file_name)
+        modules, settings, is_st = read_modules(path, trust_remote_code, allow_pickle, max_seq_length, backend,
+                                                file_name, precision)
         if not is_st:
             warnings.warn(
                 f"{path} is a plain Hugging Face model, not a sentence-transformers one: "
@@ -372,7 +385,7 @@ class EmbeddingModel(nn.Module):
                 raise ModelFileError(f"{path / 'config_sentence_transformers.json'}: {err}") from None
         model.source = os.fspath(name_or_path)
         model.eval()
-        model.to(pick_device("cpu" if backend == "onnx" else device))
+        model.to(pick_device("cpu" if backend != "torch" else device))
         return model
 
 
