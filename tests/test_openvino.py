@@ -173,3 +173,22 @@ def test_cli_export_and_encode(tmp_path, tiny_bert):
     wrong = subprocess.run([*run, "encode", "hi", "--model", str(tmp_path / "x"), "--openvino-file", FP32],
                            capture_output=True, text=True, timeout=300)
     assert wrong.returncode != 0 and "use it with --backend openvino" in wrong.stderr
+
+
+@pytest.mark.parametrize(("preset", "graph"), [("int8", "onnx/model_O3_qint8_"), ("openvino-int8", INT8)])
+def test_train_export_presets_add_what_they_name(preset, graph, tmp_path, tiny_bert, capsys):
+    """`workbench train/distill --export PRESET` exports the run's model folder in place, as the preset says."""
+    from types import SimpleNamespace
+
+    from workbench.cli import EXPORT_PRESETS, _export_run_model
+
+    folder = tiny_bert(layers=1, normalize=True).save(tmp_path / "run" / "model")
+    before = load_model(folder, device="cpu").encode(TEXTS)
+    _export_run_model(SimpleNamespace(model_path=folder, metrics={}), preset, SimpleNamespace(eval=SimpleNamespace(sts_test=False)))
+    backend, _, quantize = EXPORT_PRESETS[preset]
+    exported = load_model(folder, backend=backend)
+    assert f"{exported.transformer.file.parent.name}/{exported.transformer.file.name}".startswith(graph)
+    assert quantize == "int8" and f"exporting the model ({preset})" in capsys.readouterr().out
+    # the torch weights are still there and unchanged; the exported model encodes close to them
+    assert np.abs(load_model(folder, device="cpu").encode(TEXTS) - before).max() <= 1e-6
+    assert _cos(exported.encode(TEXTS), before).min() > 0.8
