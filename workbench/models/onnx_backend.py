@@ -88,25 +88,34 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def pick_onnx_file(path: Path, file_name: str | None) -> Path:
     """The graph to run: ``file_name`` if given, else the one ``workbench export`` made last, else ``onnx/model.onnx``."""
-    files = onnx_files(path)
+    return pick_exported_file(path, file_name, ONNX_FOLDER, onnx_files(path), read_manifest(path).get("default"),
+                              "model.onnx", ("ONNX graph", "ONNX graphs"), "onnx")
+
+
+def pick_exported_file(path: Path, file_name: str | None, folder: str, files: list[str], made_last: Any,
+                       default: str, what: tuple[str, str], backend: str) -> Path:
+    """Which of an exported folder's ``files`` (under ``folder/``) to run; shared by the ONNX and OpenVINO backends.
+
+    ``file_name`` if given (with or without the folder), else ``made_last`` (the manifest's
+    default) when present, else ``folder/default``, else the only file; ``what`` names one and
+    several of them in messages, ``backend`` the export that makes one.
+    """
     if file_name is None:
-        default = read_manifest(path).get("default")
-        if isinstance(default, str) and default in files:
-            file_name = default
-        elif f"{ONNX_FOLDER}/model.onnx" in files:
-            file_name = f"{ONNX_FOLDER}/model.onnx"
+        if isinstance(made_last, str) and made_last in files:
+            file_name = made_last
+        elif f"{folder}/{default}" in files:
+            file_name = f"{folder}/{default}"
         elif len(files) == 1:
             file_name = files[0]
         elif not files:
-            raise ModelFileError(
-                f"{path} has no ONNX graph (onnx/*.onnx); make one with `workbench export {path} --backend onnx --out DIR`"
-            )
+            raise ModelFileError(f"{path} has no {what[0]} ({folder}/*{Path(default).suffix}); make one with "
+                                 f"`workbench export {path} --backend {backend} --out DIR`")
         else:
-            raise ModelFileError(f"{path} has several ONNX graphs ({', '.join(files)}); say which with file_name=")
-    name = file_name if "/" in file_name else f"{ONNX_FOLDER}/{file_name}"
+            raise ModelFileError(f"{path} has several {what[1]} ({', '.join(files)}); say which with file_name=")
+    name = file_name if "/" in file_name else f"{folder}/{file_name}"
     file = _inside(path, name)
     if not file.is_file():
-        raise ModelFileError(f"{path} has no {name}; it has {', '.join(files) or 'no ONNX graphs'}")
+        raise ModelFileError(f"{path} has no {name}; it has {', '.join(files) or 'no ' + what[1]}")
     return file
 
 
@@ -162,14 +171,18 @@ class OnnxTransformer(Transformer):
     def auto_model(self) -> Any:  # what repr and cards read
         return _ConfigOnly(self.config)
 
-    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def feeds(self, features: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """The runtime's inputs: int64 arrays for the graph's input names."""
         feeds = {}
         for name in self.input_names:
             value = features.get(name)
             if value is None:  # token_type_ids the tokenizer did not give: all zeros, as BERT assumes
                 value = torch.zeros_like(features["input_ids"])
-            feeds[name] = value.detach().cpu().numpy().astype(np.int64, copy=False)
-        (out,) = self.session.run([self.output_name], feeds)
+            feeds[name] = np.ascontiguousarray(value.detach().cpu().numpy().astype(np.int64, copy=False))
+        return feeds
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        (out,) = self.session.run([self.output_name], self.feeds(features))
         features["token_embeddings"] = torch.from_numpy(out)
         return features
 
@@ -179,23 +192,29 @@ class OnnxTransformer(Transformer):
     def keep_layers(self, layers: list[int]) -> None:
         raise TypeError("keep_layers needs the torch weights: load the model with backend='torch', prune, then export")
 
+    @staticmethod
+    def pick_file(path: Path, file_name: str | None) -> Path:
+        return pick_onnx_file(path, file_name)
+
     @classmethod
     def load_folder(cls, path: Path, file_name: str | None = None, max_seq_length: int | None = None,
-                    threads: int | None = None, graphs: Path | None = None) -> OnnxTransformer:
-        """The ONNX transformer of a transformer folder (the one holding config.json and the tokenizer).
+                    threads: int | None = None, graphs: Path | None = None, **runtime: Any) -> OnnxTransformer:
+        """The ONNX (or, for the subclass, OpenVINO) transformer of a transformer folder (the one holding
+        config.json and the tokenizer).
 
-        ``graphs`` is the folder whose ``onnx/`` holds the graphs (``path`` by default).
+        ``graphs`` is the folder whose ``onnx/`` (``openvino/``) holds the files (``path`` by default);
+        ``runtime`` goes to the constructor (OpenVINO's ``precision``).
         """
         from transformers import AutoConfig, AutoTokenizer
 
         from workbench.models.transformer import folder_settings
 
         check_folder(path)
-        file = pick_onnx_file(graphs or path, file_name)
+        file = cls.pick_file(graphs or path, file_name)
         config = AutoConfig.from_pretrained(str(path))
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         max_seq_length, do_lower_case = folder_settings(path, config, tokenizer, max_seq_length)
-        return cls(file, tokenizer, config, max_seq_length, do_lower_case, threads)
+        return cls(file, tokenizer, config, max_seq_length, do_lower_case, threads, **runtime)
 
 
 class _ConfigOnly:

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.models.files import ModelFileError, _inside, check_folder, read_json
-from workbench.models.onnx_backend import OnnxTransformer, _ConfigOnly  # noqa: F401
+from workbench.models.files import ModelFileError, read_json
+from workbench.models.onnx_backend import OnnxTransformer, pick_exported_file
 
 OPENVINO_FOLDER = "openvino"
 MANIFEST = "workbench_export.json"
@@ -48,25 +48,10 @@ def openvino_files(path: str | os.PathLike[str]) -> list[str]:
 
 def pick_openvino_file(path: Path, file_name: str | None) -> Path:
     """The IR to run: ``file_name`` if given, else the one ``workbench export`` made last, else ``openvino/openvino_model.xml``."""
-    files = openvino_files(path)
-    if file_name is None:
-        manifest = path / OPENVINO_FOLDER / MANIFEST
-        default = read_json(manifest).get("default") if manifest.is_file() else None
-        if isinstance(default, str) and default in files:
-            file_name = default
-        elif f"{OPENVINO_FOLDER}/openvino_model.xml" in files:
-            file_name = f"{OPENVINO_FOLDER}/openvino_model.xml"
-        elif len(files) == 1:
-            file_name = files[0]
-        elif not files:
-            raise ModelFileError(f"{path} has no OpenVINO model (openvino/*.xml); make one with "
-                                 f"`workbench export {path} --backend openvino --out DIR`")
-        else:
-            raise ModelFileError(f"{path} has several OpenVINO models ({', '.join(files)}); say which with file_name=")
-    name = file_name if "/" in file_name else f"{OPENVINO_FOLDER}/{file_name}"
-    file = _inside(path, name)
-    if not file.is_file():
-        raise ModelFileError(f"{path} has no {name}; it has {', '.join(files) or 'no OpenVINO models'}")
+    manifest = path / OPENVINO_FOLDER / MANIFEST
+    made_last = read_json(manifest).get("default") if manifest.is_file() else None
+    file = pick_exported_file(path, file_name, OPENVINO_FOLDER, openvino_files(path), made_last,
+                              "openvino_model.xml", ("OpenVINO model", "OpenVINO models"), "openvino")
     if not file.with_suffix(".bin").is_file():
         raise ModelFileError(f"{file} has no weights file {file.with_suffix('.bin').name} beside it; export the model again")
     return file
@@ -124,13 +109,7 @@ class OpenVinoTransformer(OnnxTransformer):
         self._request = self.compiled.create_infer_request()
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        feeds = {}
-        for name in self.input_names:
-            value = features.get(name)
-            if value is None:  # token_type_ids the tokenizer did not give: all zeros, as BERT assumes
-                value = torch.zeros_like(features["input_ids"])
-            feeds[name] = np.ascontiguousarray(value.detach().cpu().numpy().astype(np.int64, copy=False))
-        result = self._request.infer(feeds)
+        result = self._request.infer(self.feeds(features))
         # the request reuses its output buffer on the next call: copy what is kept
         features["token_embeddings"] = torch.from_numpy(np.array(result[self.output_name], copy=True))
         return features
@@ -138,18 +117,6 @@ class OpenVinoTransformer(OnnxTransformer):
     def save(self, path: Path) -> None:
         raise TypeError("an OpenVINO-backed model is saved by `workbench export`; load it with backend='torch' to save it")
 
-    @classmethod
-    def load_folder(cls, path: Path, file_name: str | None = None, max_seq_length: int | None = None,
-                    threads: int | None = None, graphs: Path | None = None,
-                    precision: str | None = None) -> OpenVinoTransformer:
-        """The OpenVINO transformer of a transformer folder; ``graphs`` holds ``openvino/`` (``path`` by default)."""
-        from transformers import AutoConfig, AutoTokenizer
-
-        from workbench.models.transformer import folder_settings
-
-        check_folder(path)
-        file = pick_openvino_file(graphs or path, file_name)
-        config = AutoConfig.from_pretrained(str(path))
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-        max_seq_length, do_lower_case = folder_settings(path, config, tokenizer, max_seq_length)
-        return cls(file, tokenizer, config, max_seq_length, do_lower_case, threads, precision)
+    @staticmethod
+    def pick_file(path: Path, file_name: str | None) -> Path:
+        return pick_openvino_file(path, file_name)
