@@ -68,6 +68,7 @@ def test_fp32_ir_equals_torch_and_int8_is_close(tmp_path, tiny_bert):
     assert "FakeQuantize" in (out / INT8).read_text(encoding="utf-8") or "FakeConvert" in (out / INT8).read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # ≈ 75 s on 2 cores (export, NNCF calibration, STS-B test twice); CI runs the slow tests too
 def test_minilm_int8_keeps_sts_b(tmp_path, minilm_path, stsb_dir):
     from workbench.data import load_stsb
     from workbench.evaluation import STSEvaluator
