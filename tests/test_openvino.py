@@ -154,6 +154,19 @@ def test_threads_follow_torch(tmp_path, tiny_bert):
     export_openvino(tiny_bert(layers=1), tmp_path / "m")
     model = load_model(tmp_path / "m", backend="openvino")
     assert int(model.transformer.compiled.get_property("INFERENCE_NUM_THREADS")) == torch.get_num_threads()
+    threads, seen = torch.get_num_threads(), []
+    forward = model.transformer.forward
+
+    def spy(features):
+        seen.append(torch.get_num_threads())
+        return forward(features)
+
+    model.transformer.forward = spy
+    model.encode(TEXTS, batch_size=2)
+    # torch runs single-threaded beside OpenVINO's own threads, then is restored
+    assert seen and set(seen) == {1} and torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="OpenVINO-backed model encodes on the CPU"):
+        model.encode(TEXTS, device="cuda")
 
 
 def test_cli_export_and_encode(tmp_path, tiny_bert):
