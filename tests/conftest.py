@@ -107,3 +107,17 @@ def tiny_bert(minilm_path: Path) -> Callable[..., Any]:
                            seed=seed, device="cpu", **kwargs).eval()
 
     return make
+
+
+def hide_modules(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Make ``import NAME`` (and its submodules) fail for the rest of a test, as if NAME were not installed."""
+    import builtins
+
+    real = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if any(name == n or name.startswith(n + ".") for n in names):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import hide_modules
 
 from workbench import load_model
 from workbench.export import ExportError, export_onnx, quantization_settings
@@ -110,16 +111,7 @@ def test_export_errors(tmp_path, tiny_bert, monkeypatch):
 
 
 def test_missing_onnxruntime_names_the_extra(monkeypatch, tmp_path, tiny_bert):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_ort(name, *args, **kwargs):
-        if name == "onnxruntime" or name.startswith("onnxruntime."):
-            raise ImportError("No module named 'onnxruntime'")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ort)
+    hide_modules(monkeypatch, "onnxruntime")
     with pytest.raises(ImportError, match=r"pip install 'workbench\[onnx\]'"):
         export_onnx(tiny_bert(layers=1), tmp_path / "x")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import hide_modules
 
 from workbench import load_model
 from workbench.export import ExportError, export_openvino
@@ -132,18 +133,9 @@ def test_static_refuses_openvino(tmp_path):
 
 
 def test_missing_openvino_names_the_extra(monkeypatch, tmp_path, tiny_bert):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_ov(name, *args, **kwargs):
-        if name == "openvino" or name.startswith("openvino."):
-            raise ImportError("No module named 'openvino'")
-        return real(name, *args, **kwargs)
-
     model = tiny_bert(layers=1)
     export_openvino(model, tmp_path / "m")
-    monkeypatch.setattr(builtins, "__import__", no_ov)
+    hide_modules(monkeypatch, "openvino")
     with pytest.raises(ImportError, match=r"pip install 'workbench\[openvino\]'"):
         export_openvino(model, tmp_path / "x")
     with pytest.raises(ImportError, match=r"pip install 'workbench\[openvino\]'"):

@@ -145,7 +145,7 @@ def export_onnx(
     import torch
 
     from workbench.atomic import apply_umask, replace_dir, temp_dir
-    from workbench.models import EmbeddingModel, load_model
+    from workbench.models import load_model
 
     say = log or (lambda line: None)
     if optimize is not None and optimize not in OPTIMIZE_LEVELS:
@@ -169,15 +169,8 @@ def export_onnx(
                          "saturation); expect a smaller gain than on a VNNI CPU")
         settings = quantization_settings(isa)
 
-    out = Path(out).expanduser()
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite to replace it")
     start = time.perf_counter()
-    if isinstance(model, EmbeddingModel):
-        source = model
-    else:
-        source = load_model(model, device="cpu")
-    _check_exportable(source)
+    out, source = _source(model, out, overwrite)
     tmp = temp_dir(out)
     try:
         fresh = _save_copy(source, tmp, say)
@@ -257,8 +250,8 @@ def export_openvino(
     import tempfile
 
     from workbench.atomic import apply_umask, replace_dir, temp_dir
-    from workbench.models import EmbeddingModel, load_model
-    from workbench.models.openvino_backend import OPENVINO_FOLDER, require_openvino
+    from workbench.models import load_model
+    from workbench.models.openvino_backend import OPENVINO_FOLDER, default_precision, require_openvino
 
     say = log or (lambda line: None)
     if quantize is not None and quantize not in QUANTIZE:
@@ -275,12 +268,8 @@ def export_openvino(
             raise ImportError("int8 for OpenVINO needs nncf: pip install 'workbench[openvino]' (or pip install nncf)") from None
     if calibration is not None and not [t for t in calibration if isinstance(t, str) and t.strip()]:
         raise ExportError("calibration= holds no sentences; give some, or None for the default set")
-    out = Path(out).expanduser()
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite to replace it")
     start = time.perf_counter()
-    source = model if isinstance(model, EmbeddingModel) else load_model(model, device="cpu")
-    _check_exportable(source)
+    out, source = _source(model, out, overwrite)
     tmp = temp_dir(out)
     try:
         fresh = _save_copy(source, tmp, say)
@@ -315,8 +304,7 @@ def export_openvino(
         if not quantize and diff > 1e-4:
             raise ExportError(f"the OpenVINO model differs from torch by {diff:.1e} (> 1e-4) on the check sentences in "
                               "fp32; this is a converter bug for this architecture: please report it")
-        precision = runner.transformer.precision if quantize else str(
-            load_model(tmp, backend="openvino", file_name=final).transformer.precision)
+        precision = runner.transformer.precision if quantize else default_precision()
         apply_umask(tmp)
         replace_dir(tmp, out)
     except BaseException:
@@ -324,6 +312,18 @@ def export_openvino(
         raise
     return ExportResult(out, final, files, cpu_isa() if quantize else None, diff, cos, time.perf_counter() - start,
                         backend="openvino", precision=precision)
+
+
+def _source(model: Any, out: str | os.PathLike[str], overwrite: bool) -> tuple[Path, Any]:
+    """The output folder (refused if it exists, unless ``overwrite``) and the model to export, checked."""
+    from workbench.models import EmbeddingModel, load_model
+
+    out = Path(out).expanduser()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite to replace it")
+    source = model if isinstance(model, EmbeddingModel) else load_model(model, device="cpu")
+    _check_exportable(source)
+    return out, source
 
 
 def _save_copy(source: Any, tmp: Path, say: Callable[[str], None]) -> Any:

@@ -136,13 +136,8 @@ class OnnxTransformer(Transformer):
 
     def __init__(self, file: Path, tokenizer: Any, config: Any, max_seq_length: int = 256,
                  do_lower_case: bool = False, threads: int | None = None):
-        torch.nn.Module.__init__(self)
         ort = require_onnxruntime()
-        self.tokenizer = tokenizer
-        self.max_seq_length = int(max_seq_length)
-        self.do_lower_case = bool(do_lower_case)
-        self.config = config
-        self.file = Path(file)
+        self._keep(file, tokenizer, config, max_seq_length, do_lower_case)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -154,14 +149,26 @@ class OnnxTransformer(Transformer):
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types for bad graphs
             raise ModelFileError(f"{file} cannot be loaded by onnxruntime ({type(err).__name__}: "
                                  f"{str(err).splitlines()[0][:200]}); export the model again") from None
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        outputs = [o.name for o in self.session.get_outputs()]
+        self._use_io([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()], "graph")
+
+    def _keep(self, file: Path, tokenizer: Any, config: Any, max_seq_length: int, do_lower_case: bool) -> None:
+        """What every runtime-backed transformer keeps of its folder (before the runtime loads the file)."""
+        torch.nn.Module.__init__(self)
+        self.tokenizer = tokenizer
+        self.max_seq_length = int(max_seq_length)
+        self.do_lower_case = bool(do_lower_case)
+        self.config = config
+        self.file = Path(file)
+
+    def _use_io(self, inputs: list[str], outputs: list[str], what: str) -> None:
+        """Check the loaded file's input and output names, and keep the ones encoding uses."""
         if "last_hidden_state" not in outputs and "token_embeddings" not in outputs:
-            raise ModelFileError(f"{file} has outputs {outputs}; a sentence-embedding graph gives last_hidden_state")
+            raise ModelFileError(f"{self.file} has outputs {outputs}; a sentence-embedding {what} gives last_hidden_state")
         self.output_name = "last_hidden_state" if "last_hidden_state" in outputs else "token_embeddings"
-        unknown = [n for n in self.input_names if n not in ("input_ids", "attention_mask", "token_type_ids")]
+        unknown = [n for n in inputs if n not in ("input_ids", "attention_mask", "token_type_ids")]
         if unknown:
-            raise ModelFileError(f"{file} takes inputs {unknown} that a text tokenizer does not give")
+            raise ModelFileError(f"{self.file} takes inputs {unknown} that a text tokenizer does not give")
+        self.input_names = inputs
 
     @property
     def dim(self) -> int:

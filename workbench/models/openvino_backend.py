@@ -57,6 +57,15 @@ def pick_openvino_file(path: Path, file_name: str | None) -> Path:
     return file
 
 
+def default_precision() -> str:
+    """The precision OpenVINO computes an fp32 model in on this CPU when not told (``"bf16"`` or ``"f32"``)."""
+    return _type_name(require_openvino().Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+
+
+def _type_name(hint: Any) -> str:
+    return hint.to_string() if hasattr(hint, "to_string") else str(hint)  # "bf16", "f32", "f16"
+
+
 class OpenVinoTransformer(OnnxTransformer):
     """A :class:`Transformer` whose forward pass runs an OpenVINO IR on the CPU.
 
@@ -75,15 +84,10 @@ class OpenVinoTransformer(OnnxTransformer):
 
     def __init__(self, file: Path, tokenizer: Any, config: Any, max_seq_length: int = 256,
                  do_lower_case: bool = False, threads: int | None = None, precision: str | None = None):
-        torch.nn.Module.__init__(self)
         ov = require_openvino()
         if precision is not None and precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}, or None for OpenVINO's choice")
-        self.tokenizer = tokenizer
-        self.max_seq_length = int(max_seq_length)
-        self.do_lower_case = bool(do_lower_case)
-        self.config = config
-        self.file = Path(file)
+        self._keep(file, tokenizer, config, max_seq_length, do_lower_case)
         core = ov.Core()
         settings: dict[str, Any] = {"INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
                                     "PERFORMANCE_HINT": "LATENCY"}
@@ -96,16 +100,9 @@ class OpenVinoTransformer(OnnxTransformer):
             raise ModelFileError(f"{file} cannot be loaded by OpenVINO ({type(err).__name__}: "
                                  f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}); "
                                  "export the model again") from None
-        self.input_names = [next(iter(p.get_names())) for p in self.compiled.inputs]
-        outputs = [name for p in self.compiled.outputs for name in p.get_names()]
-        if "last_hidden_state" not in outputs and "token_embeddings" not in outputs:
-            raise ModelFileError(f"{file} has outputs {outputs}; a sentence-embedding model gives last_hidden_state")
-        self.output_name = "last_hidden_state" if "last_hidden_state" in outputs else "token_embeddings"
-        unknown = [n for n in self.input_names if n not in ("input_ids", "attention_mask", "token_type_ids")]
-        if unknown:
-            raise ModelFileError(f"{file} takes inputs {unknown} that a text tokenizer does not give")
-        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
-        self.precision = hint.to_string() if hasattr(hint, "to_string") else str(hint)  # "bf16", "f32", "f16"
+        self._use_io([next(iter(p.get_names())) for p in self.compiled.inputs],
+                     [name for p in self.compiled.outputs for name in p.get_names()], "model")
+        self.precision = _type_name(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self._request = self.compiled.create_infer_request()
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
