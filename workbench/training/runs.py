@@ -152,16 +152,26 @@ class RunDir:
     def claim(self) -> None:
         """Take the folder for this run, or raise :class:`RunFolderBusy` naming the process that has it.
 
-        The lock file is made with ``O_EXCL``, so of two simultaneous starts exactly one gets it. A
-        lock left by a process that is gone (same host, pid not running) is taken over.
+        The record is written to a file of this process's own first and then hard-linked as the lock,
+        which fails when the lock exists: so of two simultaneous starts exactly one gets it, and the
+        other never reads a lock that is still empty (it names the holder). A lock left by a process
+        that is gone (same host, pid not running) is taken over.
         """
         self.path.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                              "since": time.strftime("%Y-%m-%d %H:%M:%S"), "token": token})
+        mine = self.path / f".lock.{token[:12]}"
+        mine.write_text(record + "\n", encoding="utf-8")
+        try:
+            self._take(mine, token)
+        finally:
+            mine.unlink(missing_ok=True)
+
+    def _take(self, mine: Path, token: str) -> None:
         for _ in range(3):
             try:
-                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                os.link(mine, self.lock_path)
             except FileExistsError:
                 self.refuse_if_busy()
                 try:  # stale: move it aside (one of several racers does) and try again
@@ -170,8 +180,6 @@ class RunDir:
                 except FileNotFoundError:
                     pass
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(record + "\n")
             self._token = token
             return
         raise RunFolderBusy(f"{self.path}: could not take the lock {self.lock_path}; try again")
